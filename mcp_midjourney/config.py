@@ -1,0 +1,183 @@
+"""Settings from the environment (``MJ_*``).
+
+A missing or malformed setting never stops the server from starting: `load_settings` returns the problems,
+and the first tool call reports them by variable name (a server that crashes at start shows only "server
+disconnected" in Claude Desktop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from .models import MIDJOURNEY_BOT_ID
+
+_SNOWFLAKE = re.compile(r"^\d{15,21}$")
+
+DEFAULT_API_BASE = "https://discord.com/api/v9"
+DEFAULT_CDN_BASE = "https://cdn.midjourney.com"
+# Claude Desktop cancels a tool call at about 60 s; a wait must end well before that.
+MAX_WAIT_CEILING = 55.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to talk to Discord, already validated."""
+
+    token: SecretStr
+    guild_id: str | None
+    channel_id: str
+    api_base: str = DEFAULT_API_BASE
+    cdn_base: str = DEFAULT_CDN_BASE
+    application_id: str = MIDJOURNEY_BOT_ID
+    wait_ceiling: float = 40.0
+    default_wait: float = 30.0
+    job_timeout: float = 600.0  # seconds without any progress before a job counts as timed out
+    max_active_jobs: int = 12  # jobs in flight on Discord at once (Midjourney runs ~3 and queues ~10)
+    interaction_interval: float = 0.35  # seconds between two interactions of one account
+    gateway_ready_timeout: float = 20.0
+    log_level: str = "INFO"
+    store_limit: int = 5000  # finished jobs kept in memory
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names each variable and how to fix it."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float, problems: list[str]) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number of seconds, got {raw!r}")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        return default
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name} must be a whole number, got {raw!r}")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{name} must be between {low} and {high}, got {value}")
+        return default
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, problems: list[str]) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not re.match(r"^https?://[^\s/]+", raw):
+        problems.append(f"{name} must be an http(s) URL such as {default}, got {raw!r}")
+        return default
+    return raw.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise `ConfigError` naming every bad variable at once."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+
+    token = (env.get("MJ_DISCORD_TOKEN") or "").strip()
+    if not token:
+        problems.append(
+            "MJ_DISCORD_TOKEN is not set: set it to the Discord user token of the account that uses Midjourney"
+        )
+    elif any(c.isspace() for c in token) or token.lower().startswith("bearer"):
+        # Never echo the value: it is a secret even when malformed.
+        problems.append("MJ_DISCORD_TOKEN is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
+
+    channel = (env.get("MJ_CHANNEL_ID") or "").strip()
+    if not channel:
+        problems.append("MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs")
+    elif not _SNOWFLAKE.match(channel):
+        problems.append(f"MJ_CHANNEL_ID must be a Discord id (15-21 digits), got {channel!r}")
+
+    guild = (env.get("MJ_GUILD_ID") or "").strip() or None
+    if guild is not None and not _SNOWFLAKE.match(guild):
+        problems.append(f"MJ_GUILD_ID must be a Discord id (15-21 digits), or unset for a DM, got {guild!r}")
+
+    application = (env.get("MJ_APPLICATION_ID") or "").strip() or MIDJOURNEY_BOT_ID
+    if not _SNOWFLAKE.match(application):
+        problems.append(f"MJ_APPLICATION_ID must be a Discord id, got {application!r}")
+
+    ceiling = _float(env, "MJ_WAIT_CEILING", 40.0, 0.0, MAX_WAIT_CEILING, problems)
+    settings = Settings(
+        token=SecretStr(token),
+        guild_id=guild,
+        channel_id=channel,
+        api_base=_url(env, "MJ_DISCORD_API_BASE", DEFAULT_API_BASE, problems),
+        cdn_base=_url(env, "MJ_CDN_BASE", DEFAULT_CDN_BASE, problems),
+        application_id=application,
+        wait_ceiling=ceiling,
+        default_wait=min(ceiling, _float(env, "MJ_DEFAULT_WAIT", 30.0, 0.0, MAX_WAIT_CEILING, problems)),
+        job_timeout=_float(env, "MJ_JOB_TIMEOUT", 600.0, 1.0, 86400.0, problems),
+        max_active_jobs=_int(env, "MJ_MAX_ACTIVE_JOBS", 12, 1, 100, problems),
+        interaction_interval=_float(env, "MJ_INTERACTION_INTERVAL", 0.35, 0.0, 10.0, problems),
+        gateway_ready_timeout=_float(env, "MJ_GATEWAY_READY_TIMEOUT", 20.0, 1.0, 120.0, problems),
+        log_level=(env.get("MJ_LOG_LEVEL") or "INFO").upper(),
+        store_limit=_int(env, "MJ_STORE_LIMIT", 5000, 10, 1_000_000, problems),
+    )
+    if settings.log_level not in logging.getLevelNamesMapping():
+        problems.append(f"MJ_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {settings.log_level!r}")
+    if problems:
+        raise ConfigError("Configuration problem: " + "; ".join(problems) + ".")
+    return settings
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every secret value in a log record with a mask: the logging boundary keeps tokens out of logs."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in self._secrets:
+            redacted = redacted.replace(secret, "[REDACTED]")
+        if redacted != message or record.exc_info:
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                for secret in self._secrets:
+                    record.exc_text = record.exc_text.replace(secret, "[REDACTED]")
+            record.msg, record.args = redacted, None
+        return True
+
+
+def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
+    """Log to stderr only (stdout carries the MCP protocol), with secrets redacted."""
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets or []))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+    # httpx2 logs every request URL at INFO; keep it quieter.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("httpcore2").setLevel(logging.WARNING)

@@ -1,0 +1,312 @@
+"""The Discord gateway session of a user account: identify, heartbeat with an ACK watchdog, resume, reconnect.
+
+No Midjourney knowledge lives here: dispatches of the wanted event types go to a callback, and the engine
+decides what they mean. The loop never dies silently: a final close (bad token, 4010-4014) is recorded in
+`fatal` and every waiter is told; every other drop reconnects with backoff and jitter, and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx2
+from httpx2.websockets import HTTPXWSException, WebSocketDisconnect, aconnect_ws
+from httpx2.websockets._api import AsyncWebSocketSession
+from pydantic import SecretStr
+
+from .rest import USER_AGENT, DiscordHTTPError, DiscordRest, Unauthorized
+
+log = logging.getLogger(__name__)
+
+# Close codes after which reconnecting cannot help (authentication failed, bad shard/intents/version).
+FATAL_CLOSE_CODES = {4004: "authentication failed: the Discord token is invalid or revoked"} | {
+    code: f"Discord closed the gateway with final code {code}" for code in range(4010, 4015)
+}
+# Codes after which the session is gone and we must identify afresh.
+SESSION_LOST_CODES = {4007, 4009}
+# A user account's READY carries every guild and channel: it can be several MB.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Closing with 1000/1001 would end the session on Discord's side; any other code keeps it resumable.
+RESUMABLE_CLOSE = 4000
+
+Dispatch = Callable[[str, dict[str, Any]], None]
+ReadyHook = Callable[[bool], None]
+
+
+class GatewayFatal(Exception):
+    """The gateway refused this account for good; the message says why."""
+
+
+def identify_payload(token: str) -> dict[str, Any]:
+    """A browser-style IDENTIFY of a user account: no intents, client properties like the web client's."""
+    return {
+        "op": 2,
+        "d": {
+            "token": token,
+            "capabilities": 16381,
+            "properties": {
+                "os": "Windows",
+                "browser": "Chrome",
+                "device": "",
+                "system_locale": "en-US",
+                "browser_user_agent": USER_AGENT,
+                "browser_version": "131.0.0.0",
+                "os_version": "10",
+                "referrer": "",
+                "referring_domain": "",
+                "referrer_current": "",
+                "referring_domain_current": "",
+                "release_channel": "stable",
+                "client_build_number": 352804,
+                "client_event_source": None,
+            },
+            "presence": {"status": "unknown", "since": 0, "activities": [], "afk": False},
+            "compress": False,
+            "client_state": {"guild_versions": {}},
+        },
+    }
+
+
+class Gateway:
+    """One account's websocket session. Run `run()` in a long-lived task; wait on `wait_ready()`."""
+
+    def __init__(
+        self,
+        rest: DiscordRest,
+        token: SecretStr,
+        *,
+        on_dispatch: Dispatch,
+        on_ready: ReadyHook | None = None,
+        wanted_events: frozenset[str] | None = None,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._rest = rest
+        self._token = token
+        self._on_dispatch = on_dispatch
+        self._on_ready = on_ready
+        self._wanted = wanted_events
+        self._max_backoff = max_backoff
+        self.session_id: str | None = None
+        self.user_id: str | None = None
+        self.seq: int | None = None
+        self._resume_url: str | None = None
+        self._gateway_url: str | None = None
+        self._ready = anyio.Event()
+        self._state_changed = anyio.Event()
+        self.fatal: str | None = None
+        self.connected_at: float | None = None
+        self.last_ack: float | None = None
+        self.reconnects = 0
+        self.events_received = 0
+        self._had_session = False
+
+    # --- public ------------------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.fatal is None
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the session is READY (or RESUMED). Raise `GatewayFatal` or `TimeoutError`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.fatal:
+                raise GatewayFatal(self.fatal)
+            if self._ready.is_set():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the Discord gateway did not become ready")
+            with anyio.move_on_after(remaining):
+                await self._state_changed.wait()
+
+    async def run(self) -> None:
+        """Connect, and keep reconnecting until a final close or cancellation."""
+        backoff = 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+            except GatewayFatal as exc:
+                self._fail(str(exc))
+                return
+            except Unauthorized:
+                self._fail(FATAL_CLOSE_CODES[4004])
+                return
+            except (DiscordHTTPError, HTTPXWSException, httpx2.HTTPError, OSError, ValueError, TimeoutError) as exc:
+                log.warning("gateway connection failed: %s", _describe(exc))
+            except BaseExceptionGroup as group:  # httpx2's websocket wraps errors in a group
+                fatal = group.subgroup(GatewayFatal)
+                if fatal:
+                    self._fail(str(fatal.exceptions[0]))
+                    return
+                if group.subgroup(lambda e: isinstance(e, anyio.get_cancelled_exc_class())):
+                    raise
+                log.warning("gateway connection failed: %s", _describe(group.exceptions[0]))
+            self._set_ready(False)
+            self.reconnects += 1
+            # A connection that lived a while earns a fresh backoff; a crash loop backs off up to the cap.
+            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, self._max_backoff)
+            delay = random.uniform(0.1, 1.0) if self._resume_url and self.session_id else backoff * random.uniform(0.5, 1)
+            await anyio.sleep(delay)
+
+    # --- one connection ------------------------------------------------------------------------------------
+
+    async def _connect_once(self) -> None:
+        resuming = bool(self.session_id and self._resume_url and self.seq is not None)
+        if resuming:
+            base = self._resume_url
+        else:
+            if self._gateway_url is None:
+                self._gateway_url = await self._rest.gateway_url()
+            base = self._gateway_url
+        url = f"{str(base).rstrip('/')}/?v=9&encoding=json"
+        async with aconnect_ws(
+            url,
+            self._rest.client,
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            keepalive_ping_interval_seconds=None,  # the gateway's own heartbeat is the liveness check
+            headers={"User-Agent": USER_AGENT},
+        ) as ws:
+            self.connected_at = time.monotonic()
+            await self._session(ws, resuming)
+
+    async def _session(self, ws: AsyncWebSocketSession, resuming: bool) -> None:
+        hello = json.loads(await ws.receive_text(timeout=30))
+        if hello.get("op") != 10:
+            raise ValueError(f"expected HELLO (op 10), got op {hello.get('op')}")
+        interval = float(hello["d"]["heartbeat_interval"]) / 1000.0
+        token = self._token.get_secret_value()
+        if resuming:
+            await ws.send_text(
+                json.dumps({"op": 6, "d": {"token": token, "session_id": self.session_id, "seq": self.seq}})
+            )
+        else:
+            await ws.send_text(json.dumps(identify_payload(token)))
+
+        acked = [True]
+        zombie = [False]
+        async with anyio.create_task_group() as tg:
+
+            async def heartbeat() -> None:
+                await anyio.sleep(interval * random.random())
+                while True:
+                    if not acked[0]:
+                        # No ACK since the last beat: the connection is a zombie. Drop it and resume.
+                        log.warning("gateway heartbeat not acknowledged: reconnecting")
+                        zombie[0] = True
+                        tg.cancel_scope.cancel()
+                        return
+                    acked[0] = False
+                    await ws.send_text(json.dumps({"op": 1, "d": self.seq}))
+                    await anyio.sleep(interval)
+
+            tg.start_soon(heartbeat)
+            try:
+                await self._read_loop(ws, acked)
+            finally:
+                tg.cancel_scope.cancel()
+        if zombie[0]:
+            with anyio.move_on_after(1):
+                await ws.close(RESUMABLE_CLOSE, "heartbeat not acknowledged")
+
+    async def _read_loop(self, ws: AsyncWebSocketSession, acked: list[bool]) -> None:
+        while True:
+            try:
+                raw = await ws.receive_text()
+            except WebSocketDisconnect as exc:
+                self._on_close(exc.code, exc.reason)
+                return
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                log.warning("gateway sent a frame that is not JSON; ignored")
+                continue
+            if not isinstance(message, dict):
+                continue
+            op = message.get("op")
+            if op == 0:
+                seq = message.get("s")
+                if isinstance(seq, int):
+                    self.seq = seq
+                self._handle_dispatch(message.get("t"), message.get("d"))
+            elif op == 11:
+                acked[0] = True
+                self.last_ack = time.monotonic()
+            elif op == 1:
+                await ws.send_text(json.dumps({"op": 1, "d": self.seq}))
+            elif op == 7:
+                log.info("gateway asked us to reconnect (op 7): resuming")
+                await ws.close(RESUMABLE_CLOSE, "reconnect requested")
+                return
+            elif op == 9:
+                if not message.get("d"):
+                    log.info("gateway session invalidated (op 9): identifying anew")
+                    self._forget_session()
+                await anyio.sleep(random.uniform(1, 3))
+                await ws.close(RESUMABLE_CLOSE, "invalid session")
+                return
+
+    def _handle_dispatch(self, event: Any, data: Any) -> None:
+        if not isinstance(event, str) or not isinstance(data, dict):
+            return
+        self.events_received += 1
+        if event == "READY":
+            self.session_id = data.get("session_id")
+            self._resume_url = data.get("resume_gateway_url") or self._gateway_url
+            user = data.get("user")
+            self.user_id = user.get("id") if isinstance(user, dict) else None
+            reconnected = self._had_session
+            self._had_session = True
+            log.info("gateway ready (session established)")
+            self._set_ready(True)
+            if self._on_ready:
+                # A new session after an earlier one means events may have been missed: the engine reconciles.
+                self._on_ready(reconnected)
+            return
+        if event == "RESUMED":
+            log.info("gateway session resumed")
+            self._set_ready(True)
+            return
+        if self._wanted is not None and event not in self._wanted:
+            return
+        try:
+            self._on_dispatch(event, data)
+        except Exception:  # one bad event must never stop the session
+            log.exception("error while handling a %s event", event)
+
+    def _on_close(self, code: int, reason: str | None) -> None:
+        if code in FATAL_CLOSE_CODES:
+            raise GatewayFatal(FATAL_CLOSE_CODES[code])
+        if code in SESSION_LOST_CODES:
+            self._forget_session()
+        log.info("gateway closed with code %s (%s): reconnecting", code, reason or "no reason")
+
+    def _forget_session(self) -> None:
+        self.session_id = None
+        self.seq = None
+        self._resume_url = None
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready and not self._ready.is_set():
+            self._ready.set()
+        elif not ready and self._ready.is_set():
+            self._ready = anyio.Event()
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
+
+    def _fail(self, reason: str) -> None:
+        log.error("gateway stopped: %s", reason)
+        self.fatal = reason
+        self._set_ready(False)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

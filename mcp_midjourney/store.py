@@ -1,0 +1,158 @@
+"""Jobs and the in-memory, bounded job store.
+
+A job is indexed under every id Discord gives it (our nonce, the interaction id, the progress message, the
+result message) and under Midjourney's job uuid, so whatever id a tool returned finds it again. Finished
+jobs are evicted oldest first beyond a count and an age; running jobs are never evicted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import anyio
+
+from .models import Button, JobStatus
+
+
+@dataclass(eq=False)
+class Job:
+    """One Midjourney job as the engine tracks it. Mutated only on the event loop."""
+
+    nonce: str
+    kind: str
+    prompt: str
+    normalised_prompt: str = ""
+    status: JobStatus = JobStatus.QUEUED
+    progress: int = 0
+    interaction_id: str | None = None
+    progress_message_id: str | None = None
+    result_message_id: str | None = None
+    job_uuid: str | None = None
+    image_url: str | None = None
+    image_urls: list[str] = field(default_factory=list)
+    preview_url: str | None = None
+    buttons: list[Button] = field(default_factory=list)
+    message_flags: int = 0
+    parent_message_id: str | None = None
+    parent_button: str | None = None
+    parent_index: int | None = None
+    error: str | None = None
+    queued_note: str | None = None
+    submitted: bool = False  # the interaction reached Discord (204)
+    created: float = field(default_factory=time.monotonic)
+    updated: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    version: int = 0
+    _changed: anyio.Event = field(default_factory=anyio.Event, repr=False)
+    holds_slot: bool = False
+
+    @property
+    def handle(self) -> str:
+        """The id a tool returns: the result message once there is one, else the progress message, else the nonce."""
+        return self.result_message_id or self.progress_message_id or self.nonce
+
+    @property
+    def in_flight(self) -> bool:
+        return not self.status.finished
+
+    def changed(self) -> anyio.Event:
+        """An event set at the next change of this job (take it before checking the state)."""
+        return self._changed
+
+    def touch(self, *, progressed: bool = True) -> None:
+        """Record a change and wake every waiter. `progressed` resets the no-progress timeout."""
+        self.version += 1
+        if progressed:
+            self.updated = time.monotonic()
+        event, self._changed = self._changed, anyio.Event()
+        event.set()
+
+    def complete(self) -> None:
+        self.status = JobStatus.COMPLETED
+        self.progress = 100
+        self.error = None
+        self.finished_at = time.monotonic()
+        self.touch()
+
+    def fail(self, reason: str) -> None:
+        if self.status.finished:
+            return
+        self.status = JobStatus.FAILED
+        self.error = reason
+        self.finished_at = time.monotonic()
+        self.touch()
+
+
+class JobStore:
+    """Jobs by every id they have; bounded for finished jobs (count and age), never for running ones."""
+
+    def __init__(self, *, max_finished: int = 5000, max_age_seconds: float = 24 * 3600) -> None:
+        self._by_id: dict[str, Job] = {}
+        self._by_uuid: dict[str, Job] = {}
+        self._keys: dict[int, list[str]] = {}  # id(job) -> its keys, for eviction
+        self._finished: OrderedDict[int, Job] = OrderedDict()
+        self._running: dict[int, Job] = {}
+        self.max_finished = max_finished
+        self.max_age = max_age_seconds
+
+    def __len__(self) -> int:
+        return len(self._running) + len(self._finished)
+
+    def add(self, job: Job) -> None:
+        self._running[id(job)] = job
+        self._keys[id(job)] = []
+        self.index(job, job.nonce)
+
+    def index(self, job: Job, key: str | None) -> None:
+        if not key:
+            return
+        if self._by_id.get(key) is not job:
+            self._by_id[key] = job
+            self._keys.setdefault(id(job), []).append(key)
+
+    def index_uuid(self, job: Job, uuid: str) -> None:
+        job.job_uuid = uuid
+        self._by_uuid[uuid] = job
+
+    def get(self, key: str) -> Job | None:
+        return self._by_id.get(key)
+
+    def by_uuid(self, uuid: str) -> Job | None:
+        return self._by_uuid.get(uuid)
+
+    def running(self) -> list[Job]:
+        return list(self._running.values())
+
+    def finished(self, job: Job) -> None:
+        """Move a job to the finished set and evict what the bounds require."""
+        if self._running.pop(id(job), None) is None and id(job) not in self._finished:
+            return
+        self._finished[id(job)] = job
+        self._finished.move_to_end(id(job))
+        self.evict()
+
+    def adopt(self, job: Job) -> None:
+        """Add a job that is already finished (rebuilt from a Discord message)."""
+        self.add(job)
+        if job.status.finished:
+            self.finished(job)
+
+    def evict(self, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        evicted = 0
+        while self._finished:
+            key, oldest = next(iter(self._finished.items()))
+            too_many = len(self._finished) > self.max_finished
+            too_old = oldest.finished_at is not None and now - oldest.finished_at > self.max_age
+            if not (too_many or too_old):
+                break
+            del self._finished[key]
+            for k in self._keys.pop(key, []):
+                if self._by_id.get(k) is oldest:
+                    del self._by_id[k]
+            if oldest.job_uuid and self._by_uuid.get(oldest.job_uuid) is oldest:
+                del self._by_uuid[oldest.job_uuid]
+            evicted += 1
+        return evicted

@@ -1,0 +1,80 @@
+"""The job store's bounds and indexes, and configuration errors that name the variable."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from mcp_midjourney.config import ConfigError, RedactingFilter, load_settings
+from mcp_midjourney.models import JobStatus
+from mcp_midjourney.store import Job, JobStore
+
+GOOD = {"MJ_DISCORD_TOKEN": "made-up-token-abcdef", "MJ_CHANNEL_ID": "1069126859100524575"}
+
+
+def test_store_finds_a_job_by_every_id_and_evicts_only_finished_ones() -> None:
+    store = JobStore(max_finished=2)
+    jobs = [Job(nonce=str(1000 + i), kind="imagine", prompt="p") for i in range(5)]
+    for job in jobs:
+        store.add(job)
+    store.index(jobs[0], "555")
+    store.index_uuid(jobs[0], "uuid-0")
+    assert store.get("555") is jobs[0] and store.by_uuid("uuid-0") is jobs[0]
+    for job in jobs[:4]:
+        job.complete()
+        store.finished(job)
+    assert len(store) == 3  # two finished kept + one running
+    assert store.get("1000") is None and store.get("555") is None and store.by_uuid("uuid-0") is None
+    assert store.get("1003") is jobs[3] and store.get("1004") is jobs[4]
+    assert jobs[4].status is JobStatus.QUEUED
+
+
+def test_store_evicts_by_age() -> None:
+    store = JobStore(max_finished=100, max_age_seconds=10)
+    job = Job(nonce="1", kind="imagine", prompt="p")
+    store.add(job)
+    job.complete()
+    store.finished(job)
+    assert store.evict(now=job.finished_at + 11) == 1
+    assert store.get("1") is None
+
+
+def test_settings_defaults_and_ceiling() -> None:
+    settings = load_settings(GOOD | {"MJ_WAIT_CEILING": "20"})
+    assert settings.api_base == "https://discord.com/api/v9"
+    assert settings.wait_ceiling == 20 and settings.default_wait == 20
+    assert settings.guild_id is None
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({}, ["MJ_DISCORD_TOKEN", "MJ_CHANNEL_ID"]),
+        (GOOD | {"MJ_CHANNEL_ID": "general"}, ["MJ_CHANNEL_ID"]),
+        (GOOD | {"MJ_DISCORD_API_BASE": "discord.com"}, ["MJ_DISCORD_API_BASE"]),
+        (GOOD | {"MJ_WAIT_CEILING": "500"}, ["MJ_WAIT_CEILING"]),
+        (GOOD | {"MJ_DISCORD_TOKEN": "Bearer made-up-token-abcdef"}, ["MJ_DISCORD_TOKEN"]),
+    ],
+)
+def test_bad_settings_name_the_variable(env, names) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    for name in names:
+        assert name in str(info.value)
+    assert "made-up-token-abcdef" not in str(info.value)
+
+
+def test_redacting_filter_masks_the_token_in_messages_and_tracebacks() -> None:
+    secret = "made-up-token-abcdef"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "sent %s", (secret,), None)
+    RedactingFilter([secret]).filter(record)
+    assert secret not in record.getMessage() and "[REDACTED]" in record.getMessage()
+    try:
+        raise ValueError(f"boom {secret}")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    RedactingFilter([secret]).filter(record)
+    assert secret not in (record.exc_text or "")
