@@ -1,0 +1,60 @@
+"""Pure knowledge of the Midjourney bot: its content grammar, buttons, embeds and interaction bodies.
+
+No I/O, no asyncio: every function here is a pure function of a Discord payload (dicts as they come
+from JSON) and never raises on malformed input. See ../shared/protocol.md for the wire facts.
+"""
+
+from mcp_midjourney.midjourney.buttons import (
+    ButtonAction,
+    button_action,
+    button_name,
+    find_button,
+    parse_buttons,
+)
+from mcp_midjourney.midjourney.commands import (
+    CommandNotFound,
+    attachment_ref,
+    blend_options,
+    button_press,
+    describe_options,
+    find_command,
+    imagine_options,
+    modal_submit,
+    shorten_options,
+    slash_command,
+)
+from mcp_midjourney.midjourney.embeds import EmbedVerdict, classify_embeds
+from mcp_midjourney.midjourney.parse import (
+    Content,
+    is_progress_attachment,
+    message_job_uuid,
+    normalise_prompt,
+    parse_content,
+    plain_failure,
+)
+
+__all__ = [
+    "ButtonAction",
+    "CommandNotFound",
+    "Content",
+    "EmbedVerdict",
+    "attachment_ref",
+    "blend_options",
+    "button_action",
+    "button_name",
+    "button_press",
+    "classify_embeds",
+    "describe_options",
+    "find_button",
+    "find_command",
+    "imagine_options",
+    "is_progress_attachment",
+    "message_job_uuid",
+    "modal_submit",
+    "normalise_prompt",
+    "parse_buttons",
+    "parse_content",
+    "plain_failure",
+    "shorten_options",
+    "slash_command",
+]
