@@ -16,8 +16,7 @@ from typing import Any
 
 import anyio
 import httpx2
-from httpx2.websockets import HTTPXWSException, WebSocketDisconnect, aconnect_ws
-from httpx2.websockets._api import AsyncWebSocketSession
+from httpx2.websockets import AsyncWebSocketSession, HTTPXWSException, WebSocketDisconnect
 from pydantic import SecretStr
 
 from .rest import USER_AGENT, DiscordHTTPError, DiscordRest, Unauthorized
@@ -139,7 +138,14 @@ class Gateway:
             except Unauthorized:
                 self._fail(FATAL_CLOSE_CODES[4004])
                 return
-            except (DiscordHTTPError, HTTPXWSException, httpx2.HTTPError, OSError, ValueError, TimeoutError) as exc:
+            except (
+                DiscordHTTPError,
+                HTTPXWSException,
+                httpx2.HTTPError,
+                OSError,
+                ValueError,
+                TimeoutError,
+            ) as exc:
                 log.warning("gateway connection failed: %s", _describe(exc))
             except BaseExceptionGroup as group:  # httpx2's websocket wraps errors in a group
                 fatal = group.subgroup(GatewayFatal)
@@ -153,7 +159,9 @@ class Gateway:
             self.reconnects += 1
             # A connection that lived a while earns a fresh backoff; a crash loop backs off up to the cap.
             backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, self._max_backoff)
-            delay = random.uniform(0.1, 1.0) if self._resume_url and self.session_id else backoff * random.uniform(0.5, 1)
+            delay = (
+                random.uniform(0.1, 1.0) if self._resume_url and self.session_id else backoff * random.uniform(0.5, 1)
+            )
             await anyio.sleep(delay)
 
     # --- one connection ------------------------------------------------------------------------------------
@@ -167,9 +175,8 @@ class Gateway:
                 self._gateway_url = await self._rest.gateway_url()
             base = self._gateway_url
         url = f"{str(base).rstrip('/')}/?v=9&encoding=json"
-        async with aconnect_ws(
+        async with self._rest.client.websocket(
             url,
-            self._rest.client,
             max_message_size_bytes=MAX_MESSAGE_BYTES,
             keepalive_ping_interval_seconds=None,  # the gateway's own heartbeat is the liveness check
             headers={"User-Agent": USER_AGENT},

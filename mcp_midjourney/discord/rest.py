@@ -236,7 +236,9 @@ class DiscordRest:
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 # The request never reached Discord: safe to retry even for interactions.
                 if attempt > self._max_retries:
-                    raise DiscordUnavailable(0, f"cannot reach Discord at {self.api_base}: {type(exc).__name__}") from None
+                    raise DiscordUnavailable(
+                        0, f"cannot reach Discord at {self.api_base}: {type(exc).__name__}"
+                    ) from None
                 await anyio.sleep(self._backoff(attempt))
                 continue
             except httpx2.HTTPError as exc:
@@ -259,9 +261,8 @@ class DiscordRest:
                     raise DiscordUnavailable(status, f"Discord kept failing with HTTP {status}")
                 await anyio.sleep(self._backoff(attempt))
                 continue
-            if status == 204 or not response.content:
-                if status < 400:
-                    return None
+            if status < 400 and (status == 204 or not response.content):
+                return None
             if status < 400:
                 try:
                     return response.json()
@@ -290,7 +291,9 @@ class DiscordRest:
 
     @staticmethod
     def _scope(response: httpx2.Response) -> str:
-        return response.headers.get("x-ratelimit-scope", "html" if "html" in response.headers.get("content-type", "") else "?")
+        return response.headers.get(
+            "x-ratelimit-scope", "html" if "html" in response.headers.get("content-type", "") else "?"
+        )
 
     @staticmethod
     def _backoff(attempt: int) -> float:

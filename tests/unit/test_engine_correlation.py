@@ -29,9 +29,7 @@ def make_engine() -> Engine:
 
 
 def submitted(engine: Engine, nonce: str, prompt: str = "glass", **fields: Any) -> Job:
-    job = Job(
-        nonce=nonce, kind=fields.pop("kind", "imagine"), prompt=prompt, normalised_prompt=prompt.lower()
-    )
+    job = Job(nonce=nonce, kind=fields.pop("kind", "imagine"), prompt=prompt, normalised_prompt=prompt.lower())
     for key, value in fields.items():
         setattr(job, key, value)
     job.submitted = True
@@ -40,9 +38,7 @@ def submitted(engine: Engine, nonce: str, prompt: str = "glass", **fields: Any) 
 
 
 def waiting() -> dict[str, Any]:
-    return copy.deepcopy(
-        load_fixture("captured", "gateway-message-create-imagine-waiting-to-start.json")["d"]
-    )
+    return copy.deepcopy(load_fixture("captured", "gateway-message-create-imagine-waiting-to-start.json")["d"])
 
 
 def final() -> dict[str, Any]:
@@ -55,9 +51,7 @@ def progress(message_id: str, percent: int, uuid: str = UUID, user: str = ME) ->
         "channel_id": CHANNEL,
         "author": BOT,
         "content": f"**glass** - <@{user}> ({percent}%) (relaxed)",
-        "attachments": [
-            {"id": "1", "filename": f"{uuid}_grid_0.webp", "url": f"https://cdn.test/{uuid}_grid_0.webp"}
-        ],
+        "attachments": [{"id": "1", "filename": f"{uuid}_grid_0.webp", "url": f"https://cdn.test/{uuid}_grid_0.webp"}],
         "components": [
             {
                 "type": 1,
@@ -219,9 +213,7 @@ def test_error_embed_fails_the_job_with_midjourneys_words() -> None:
 def test_interaction_failure_fails_the_job() -> None:
     engine = make_engine()
     job = submitted(engine, "1000000000000000007")
-    engine.dispatch(
-        "INTERACTION_FAILURE", {"id": "1083788807800897900", "nonce": job.nonce, "reason_code": 1}
-    )
+    engine.dispatch("INTERACTION_FAILURE", {"id": "1083788807800897900", "nonce": job.nonce, "reason_code": 1})
     assert job.status is JobStatus.FAILED and "reason code 1" in (job.error or "")
 
 
@@ -237,9 +229,7 @@ def test_events_of_other_channels_and_authors_are_ignored() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=40),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
     max_leaves=30,
 )
 

@@ -71,7 +71,11 @@ async def test_bucket_with_no_remaining_waits_for_reset() -> None:
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         calls.append(time.monotonic())
-        headers = {"X-RateLimit-Bucket": "abc", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.25"}
+        headers = {
+            "X-RateLimit-Bucket": "abc",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": "0.25",
+        }
         return httpx2.Response(200, json=[], headers=headers)
 
     rest = client(handler)
