@@ -1,0 +1,330 @@
+"""The gateway: Discord's websocket, speaking its opcodes, sessions, sequence numbers and resume.
+
+One `Session` per IDENTIFY, numbered dispatches kept for replay; a `Connection` per websocket. A session
+outlives its connection for `resume_window_seconds`: a client that RESUMEs with its last `seq` gets
+every dispatch it missed, then RESUMED. Every dispatch goes to every live session of each account that
+may see it (other users' jobs included), as on Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from starlette.websockets import WebSocket
+
+from .ids import session_id as new_session_id
+from .ready import ready_payload, ready_supplemental
+from .state import Account, World
+
+JSON = dict[str, Any]
+
+logger = logging.getLogger("mcp_midjourney.simulator")
+
+TRANSPORT_SCOPE_KEY = "mcp_midjourney.simulator.transport"
+_REPLAY_LIMIT = 5_000
+# Opcodes a user client may send that a Midjourney simulator has no reason to act on.
+_API_VERSIONS = {"6", "7", "8", "9", "10"}
+_IGNORED_OPS = {3, 4, 8, 13, 14, 31, 34, 35, 36, 37, 40, 41}
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Abort:
+    """Cut the TCP connection without a close frame, as a network failure would."""
+
+
+_Frame = JSON | _Close | _Abort
+
+
+@dataclass
+class Session:
+    """A gateway session: its sequence numbers and the dispatches a RESUME may replay."""
+
+    id: str
+    account: Account
+    seq: int = 0
+    sent: deque[JSON] = field(default_factory=lambda: deque(maxlen=_REPLAY_LIMIT))
+    connection: Connection | None = None
+    disconnected_at: float | None = None
+
+    def emit(self, event: str, data: Any) -> None:
+        """Number a dispatch, keep it for replay and send it if a connection is attached."""
+        self.seq += 1
+        frame: JSON = {"t": event, "s": self.seq, "op": 0, "d": data}
+        self.sent.append(frame)
+        if self.connection is not None:
+            self.connection.send(frame)
+
+
+class Connection:
+    """One websocket: an ordered outbox drained by a single writer task."""
+
+    def __init__(self, websocket: WebSocket, compress: bool) -> None:
+        self.websocket = websocket
+        self.session: Session | None = None
+        self.last_heartbeat = time.monotonic()
+        self.closing = False
+        self._deflate = zlib.compressobj() if compress else None
+        self._outbox: MemoryObjectSendStream[_Frame]
+        self.inbox: MemoryObjectReceiveStream[_Frame]
+        self._outbox, self.inbox = anyio.create_memory_object_stream[_Frame](max_buffer_size=100_000)
+        transport = websocket.scope.get(TRANSPORT_SCOPE_KEY)
+        self.transport: asyncio.Transport | None = transport if isinstance(transport, asyncio.Transport) else None
+
+    def send(self, frame: JSON) -> None:
+        """Queue a payload; never blocks, so dispatching stays synchronous and ordered."""
+        if self.closing:
+            return
+        try:
+            self._outbox.send_nowait(frame)
+        except anyio.WouldBlock:  # a client that stopped reading: Discord drops such connections too
+            logger.warning("gateway: client not reading, dropping its connection")
+            self.closing = True
+            if self.transport is not None:
+                self.transport.abort()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.closing = True
+
+    def close(self, code: int, reason: str) -> None:
+        """Queue a close frame after whatever is already queued."""
+        if not self.closing:
+            self._outbox.send_nowait(_Close(code, reason))
+            self.closing = True
+
+    def abort(self) -> None:
+        """Drop the connection with no close frame."""
+        if not self.closing:
+            self._outbox.send_nowait(_Abort())
+            self.closing = True
+
+    def encode(self, frame: JSON) -> str | bytes:
+        """Text JSON, or a zlib-stream chunk ending in `00 00 ff ff` when the client asked for it."""
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        if self._deflate is None:
+            return text
+        return self._deflate.compress(text.encode()) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _op(op: int, data: Any = None) -> JSON:
+    return {"t": None, "s": None, "op": op, "d": data}
+
+
+class Gateway:
+    """Every session and connection, the websocket endpoint and the test controls."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.sessions: dict[str, Session] = {}
+        self.connections: set[Connection] = set()
+        self.ack_heartbeats = True
+
+    # -- dispatching -------------------------------------------------------------------------------
+
+    def live_sessions(self, user_id: str | None = None) -> list[Session]:
+        """Sessions connected or still resumable (of one user, or of everyone)."""
+        self._expire()
+        return [s for s in self.sessions.values() if user_id is None or s.account.user_id == user_id]
+
+    def dispatch(self, event: str, data: Any, users: Iterable[str]) -> None:
+        """Send one event to every live session of these users."""
+        wanted = set(users)
+        self.world.gateway_counts[f"dispatch {event}"] += 1
+        for session in self.live_sessions():
+            if session.account.user_id in wanted:
+                session.emit(event, data)
+
+    def _expire(self) -> None:
+        limit = time.monotonic() - self.world.config.resume_window_seconds
+        for sid, session in list(self.sessions.items()):
+            if session.connection is None and session.disconnected_at is not None and session.disconnected_at < limit:
+                del self.sessions[sid]
+
+    # -- controls ----------------------------------------------------------------------------------
+
+    def drop_connections(self, *, abrupt: bool = True, code: int = 4000, reason: str = "Unknown error.") -> int:
+        """Cut every connection (no close frame) or close it with a code; sessions stay resumable."""
+        for connection in list(self.connections):
+            if abrupt:
+                connection.abort()
+            else:
+                connection.close(code, reason)
+        return len(self.connections)
+
+    def send_reconnect(self) -> int:
+        """Op 7 on every connection: the client should reconnect and resume."""
+        for connection in list(self.connections):
+            connection.send(_op(7))
+        return len(self.connections)
+
+    def invalidate_sessions(self) -> int:
+        """Forget every session and tell connected clients (op 9, d false): they must IDENTIFY anew."""
+        count = len(self.sessions)
+        for connection in list(self.connections):
+            if connection.session is not None:
+                connection.session = None
+                connection.send(_op(9, False))
+        self.sessions.clear()
+        return count
+
+    def request_heartbeat(self) -> int:
+        """Op 1 from the server: the client must heartbeat at once."""
+        for connection in list(self.connections):
+            connection.send(_op(1))
+        return len(self.connections)
+
+    # -- the websocket -----------------------------------------------------------------------------
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """Serve one gateway connection from HELLO to close."""
+        await websocket.accept()
+        connection = Connection(websocket, websocket.query_params.get("compress") == "zlib-stream")
+        self.connections.add(connection)
+        self.world.gateway_counts["connections"] += 1
+        interval = self.world.config.heartbeat_interval_ms
+        connection.send(_op(10, {"heartbeat_interval": interval, "_trace": ['["gateway-prd-sim",{}]']}))
+        if websocket.query_params.get("v", "9") not in _API_VERSIONS:
+            connection.close(4012, "Invalid API version")
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._write, connection, group.cancel_scope)
+                group.start_soon(self._watch_heartbeats, connection)
+                await self._read(connection)
+                group.cancel_scope.cancel()
+        finally:
+            self.connections.discard(connection)
+            session = connection.session
+            if session is not None and session.connection is connection:
+                session.connection = None
+                session.disconnected_at = time.monotonic()
+
+    async def _write(self, connection: Connection, scope: anyio.CancelScope) -> None:
+        websocket = connection.websocket
+        try:
+            async for frame in connection.inbox:
+                if isinstance(frame, _Close):
+                    await websocket.close(frame.code, frame.reason)
+                    break
+                if isinstance(frame, _Abort):
+                    if connection.transport is not None:
+                        connection.transport.abort()
+                    else:  # not under uvicorn: the closest we can do is a resumable close
+                        await websocket.close(4000, "Unknown error.")
+                    break
+                encoded = connection.encode(frame)
+                if isinstance(encoded, str):
+                    await websocket.send_text(encoded)
+                else:
+                    await websocket.send_bytes(encoded)
+        except Exception as error:  # the peer vanished mid-send: nothing left to write to
+            logger.debug("gateway writer stopped: %r", error)
+        scope.cancel()
+
+    async def _watch_heartbeats(self, connection: Connection) -> None:
+        # A client that stops heartbeating is gone; Discord closes such a connection.
+        limit = self.world.config.heartbeat_interval_ms / 1000 * 1.5 + 1.0
+        while not connection.closing:
+            await anyio.sleep(min(limit / 4, 5.0))
+            if time.monotonic() - connection.last_heartbeat > limit:
+                logger.info("gateway: no heartbeat for %.1f s, closing", limit)
+                connection.close(4009, "Session timed out.")
+
+    async def _read(self, connection: Connection) -> None:
+        websocket = connection.websocket
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text") if message.get("text") is not None else message.get("bytes")
+            try:
+                payload = json.loads(raw or "")
+                op = payload["op"]
+            except (ValueError, TypeError, KeyError):
+                connection.close(4002, "Error while decoding payload.")
+                continue
+            if not connection.closing:
+                self._handle(connection, op, payload.get("d"))
+
+    def _handle(self, connection: Connection, op: Any, data: Any) -> None:
+        counts = self.world.gateway_counts
+        if op == 1:
+            counts["HEARTBEAT"] += 1
+            connection.last_heartbeat = time.monotonic()
+            if self.ack_heartbeats:
+                connection.send(_op(11))
+        elif op == 2:
+            counts["IDENTIFY"] += 1
+            self._identify(connection, data if isinstance(data, dict) else {})
+        elif op == 6:
+            counts["RESUME"] += 1
+            self._resume(connection, data if isinstance(data, dict) else {})
+        elif connection.session is None:
+            connection.close(4003, "Not authenticated.")
+        elif op not in _IGNORED_OPS:
+            connection.close(4001, "Unknown opcode.")
+
+    def _account(self, token: Any) -> Account | None:
+        return self.world.accounts.get(token) if isinstance(token, str) else None
+
+    def _identify(self, connection: Connection, data: JSON) -> None:
+        if connection.session is not None:
+            connection.close(4005, "Already authenticated.")
+            return
+        account = self._account(data.get("token"))
+        if account is None:
+            connection.close(4004, "Authentication failed.")
+            return
+        session = Session(new_session_id(), account)
+        self.sessions[session.id] = session
+        session.connection = connection
+        connection.session = session
+        resume_url = self.world.base_url.replace("http://", "ws://", 1)
+        session.emit("READY", ready_payload(self.world, account, session.id, resume_url))
+        session.emit("READY_SUPPLEMENTAL", ready_supplemental(self.world))
+        logger.info("gateway: %s identified, session %s", account.username, session.id)
+
+    def _resume(self, connection: Connection, data: JSON) -> None:
+        account = self._account(data.get("token"))
+        if account is None:
+            connection.close(4004, "Authentication failed.")
+            return
+        self._expire()
+        session = self.sessions.get(str(data.get("session_id")))
+        seq = data.get("seq")
+        oldest = session.sent[0]["s"] if session is not None and session.sent else 1
+        if (
+            session is None
+            or session.account is not account
+            or not isinstance(seq, int)
+            or seq > session.seq
+            or seq < oldest - 1
+        ):
+            connection.send(_op(9, False))
+            return
+        previous = session.connection
+        if previous is not None and previous is not connection:
+            previous.session = None
+            previous.abort()  # Discord keeps one connection per session: the new one wins
+        session.connection = connection
+        session.disconnected_at = None
+        connection.session = session
+        # Replay and RESUMED are queued in one synchronous step: no live dispatch can slip in between.
+        for frame in session.sent:
+            if frame["s"] > seq:
+                connection.send(frame)
+        session.emit("RESUMED", {"_trace": ['["gateway-prd-sim",{}]']})
+        logger.info("gateway: session %s resumed from seq %s", session.id, seq)

@@ -1,0 +1,397 @@
+"""Discord's REST API (the part a Midjourney client uses), its errors, and the fake CDNs.
+
+Answers are Discord's, status and body: 401 `{"message": "401: Unauthorized", "code": 0}`, 404 code 10003 /
+10008, 403 code 50001, 400 code 50035 with a nested `errors` object, 429 with `retry_after` and the
+X-RateLimit headers. A valid interaction gets 204 and no body: its outcome arrives on the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_midjourney.models import MIDJOURNEY_BOT_ID
+
+from .bot import MidjourneyBot
+from .chat import INTERACTION_COMMAND, INTERACTION_COMPONENT, Chat, Interaction
+from .gateway import Gateway
+from .images import ImageKey
+from .messages import custom_ids
+from .state import Account, Channel, World
+
+JSON = dict[str, Any]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+_GRID_IMAGE_NAMES = ("0_0.png", "0_1.png", "0_2.png", "0_3.png")
+
+
+class DiscordError(Exception):
+    """An error answer, as Discord words it."""
+
+    def __init__(self, status: int, body: JSON, headers: dict[str, str] | None = None) -> None:
+        super().__init__(body.get("message"))
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        """The HTTP response carrying this error."""
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+
+
+def unauthorized() -> DiscordError:
+    """401: missing or wrong token."""
+    return DiscordError(401, {"message": "401: Unauthorized", "code": 0})
+
+
+def not_found(what: str, code: int) -> DiscordError:
+    """404 `Unknown <what>`."""
+    return DiscordError(404, {"message": f"Unknown {what}", "code": code})
+
+
+def form_error(path: list[str], code: str, message: str) -> DiscordError:
+    """400 Invalid Form Body, with Discord's nested `errors` object pointing at the bad field."""
+    errors: JSON = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path):
+        errors = {key: errors}
+    return DiscordError(400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"})
+
+
+def stale_command() -> DiscordError:
+    """400 for a slash command whose id/version is not the registered one."""
+    return form_error(
+        ["data"],
+        "INTERACTION_APPLICATION_COMMAND_INVALID_VERSION",
+        "This command is outdated, please try again in a few minutes",
+    )
+
+
+class RestApi:
+    """The REST endpoints, mounted under /api/v9 and /api/v10, and the CDN endpoints at the root."""
+
+    def __init__(self, world: World, gateway: Gateway, chat: Chat, bot: MidjourneyBot) -> None:
+        self.world = world
+        self.gateway = gateway
+        self.chat = chat
+        self.bot = bot
+        self._pending_uploads: set[str] = set()
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def _route(self, path: str, endpoint: Endpoint, method: str) -> Route:
+        key = f"{method} {path}"
+
+        async def counted(request: Request) -> Response:
+            self.world.rest_counts[key] += 1
+            try:
+                return await endpoint(request)
+            except DiscordError as error:
+                return error.response()
+
+        return Route(path, counted, methods=[method], name=key)
+
+    def api_routes(self) -> list[Route]:
+        """Routes relative to `/api/vN`."""
+        return [
+            self._route("/gateway", self.get_gateway, "GET"),
+            self._route("/users/@me", self.get_me, "GET"),
+            self._route("/guilds/{guild_id}/application-command-index", self.guild_command_index, "GET"),
+            self._route("/channels/{channel_id}/application-command-index", self.channel_command_index, "GET"),
+            self._route("/interactions", self.post_interaction, "POST"),
+            self._route("/channels/{channel_id}/messages", self.get_messages, "GET"),
+            self._route("/channels/{channel_id}/messages/{message_id}", self.get_message, "GET"),
+            self._route("/channels/{channel_id}/attachments", self.post_attachments, "POST"),
+        ]
+
+    def cdn_routes(self) -> list[Route]:
+        """Routes at the server's root: the Discord CDN and media proxy, Midjourney's CDN, uploads."""
+        return [
+            self._route("/attachments/{channel_id}/{attachment_id}/{filename}", self.get_attachment, "GET"),
+            self._route("/media/attachments/{channel_id}/{attachment_id}/{filename}", self.get_attachment, "GET"),
+            self._route("/mjcdn/{job_uuid}/{name}", self.get_mj_image, "GET"),
+            self._route("/upload/{upload_id}/{filename}", self.put_upload, "PUT"),
+        ]
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _account(self, request: Request) -> Account:
+        account = self.world.accounts.get(request.headers.get("authorization", ""))
+        if account is None:
+            raise unauthorized()
+        return account
+
+    def _channel(self, account: Account, channel_id: str) -> Channel:
+        channel = self.world.channels.get(channel_id)
+        if channel is None:
+            raise not_found("Channel", 10003)
+        if not channel.readable_by(account.user_id):
+            raise DiscordError(403, {"message": "Missing Access", "code": 50001})
+        return channel
+
+    async def _json(self, request: Request) -> JSON:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise DiscordError(400, {"message": "The request body contains invalid JSON.", "code": 50109}) from None
+        if not isinstance(body, dict):
+            raise DiscordError(400, {"message": "The request body contains invalid JSON.", "code": 50109})
+        return body
+
+    # -- simple reads ------------------------------------------------------------------------------
+
+    async def get_gateway(self, request: Request) -> Response:
+        """`{"url": "ws://127.0.0.1:<port>"}`: where the websocket lives (no token needed, a wrong one is refused)."""
+        if "authorization" in request.headers:
+            self._account(request)
+        return JSONResponse({"url": self.world.base_url.replace("http://", "ws://", 1)})
+
+    async def get_me(self, request: Request) -> Response:
+        """The account's own user object."""
+        account = self._account(request)
+        me = {
+            **account.user,
+            "mfa_enabled": False,
+            "locale": "en-US",
+            "premium_type": 0,
+            "email": f"{account.username}@example.invalid",
+            "verified": True,
+            "phone": None,
+            "nsfw_allowed": True,
+            "bio": "",
+        }
+        return JSONResponse(me)
+
+    async def guild_command_index(self, request: Request) -> Response:
+        """The Midjourney command index seen from a guild."""
+        self._account(request)
+        if request.path_params["guild_id"] != self.world.config.guild_id:
+            raise not_found("Guild", 10004)
+        return JSONResponse(self.world.commands.payload())
+
+    async def channel_command_index(self, request: Request) -> Response:
+        """The Midjourney command index seen from a channel (how a DM asks)."""
+        self._channel(self._account(request), request.path_params["channel_id"])
+        return JSONResponse(self.world.commands.payload())
+
+    async def get_messages(self, request: Request) -> Response:
+        """A page of a channel's history, newest first, as `limit`/`before`/`after`/`around` select."""
+        account = self._account(request)
+        channel = self._channel(account, request.path_params["channel_id"])
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", "50"))
+        except ValueError:
+            raise form_error(["limit"], "NUMBER_TYPE_COERCE", "Value is not int.") from None
+        if not 1 <= limit <= 100:
+            raise form_error(["limit"], "NUMBER_TYPE_MAX", "int value should be less than or equal to 100.")
+        visible = [m for m in channel.messages.values() if not m.deleted and not m.ephemeral]
+        visible.sort(key=lambda m: int(m.id), reverse=True)
+        for name in ("before", "after", "around"):
+            if name in query and not query[name].isdigit():
+                raise form_error([name], "NUMBER_TYPE_COERCE", f'Value "{query[name]}" is not snowflake.')
+        if "before" in query:
+            page = [m for m in visible if int(m.id) < int(query["before"])][:limit]
+        elif "after" in query:
+            page = [m for m in reversed(visible) if int(m.id) > int(query["after"])][:limit][::-1]
+        elif "around" in query:
+            pivot = int(query["around"])
+            older = [m for m in visible if int(m.id) <= pivot][: (limit + 1) // 2]
+            newer = [m for m in reversed(visible) if int(m.id) > pivot][: limit // 2][::-1]
+            page = newer + older
+        else:
+            page = visible[:limit]
+        return JSONResponse([self.world.render(m, gateway=False) for m in page])
+
+    async def get_message(self, request: Request) -> Response:
+        """One message (404, code 10008, once deleted or when only someone else could see it)."""
+        account = self._account(request)
+        channel = self._channel(account, request.path_params["channel_id"])
+        message = channel.messages.get(request.path_params["message_id"])
+        if message is None or message.deleted or message.ephemeral:
+            raise not_found("Message", 10008)
+        return JSONResponse(self.world.render(message, gateway=False))
+
+    # -- interactions ------------------------------------------------------------------------------
+
+    def _rate_limit(self, account: Account) -> dict[str, str]:
+        """Count an interaction against the account's bucket; headers to send, or a 429 to raise."""
+        limit = self.world.config.interaction_rate_limit
+        if limit is None:
+            return {}
+        allowed, window = limit
+        now = time.monotonic()
+        recent = self.world.interaction_times.setdefault(account.user_id, deque())
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        reset_after = (recent[0] + window - now) if recent else window
+        headers = {
+            "X-RateLimit-Limit": str(allowed),
+            "X-RateLimit-Remaining": str(max(0, allowed - len(recent) - 1)),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": "4a8b1c2d3e4f5a6b7c8d9e0f1a2b3c4d",
+        }
+        if len(recent) >= allowed:
+            headers.update(
+                {
+                    "Retry-After": str(math.ceil(reset_after)),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Scope": "user",
+                }
+            )
+            body = {
+                "message": "You are being rate limited.",
+                "retry_after": round(reset_after, 3),
+                "global": False,
+            }
+            raise DiscordError(429, body, headers)
+        recent.append(now)
+        return headers
+
+    async def post_interaction(self, request: Request) -> Response:
+        """Validate an interaction as Discord would, record it, and hand it to the bot: 204."""
+        account = self._account(request)
+        headers = self._rate_limit(account)
+        body = await self._json(request)
+        kind = body.get("type")
+        if kind not in (2, 3, 5):
+            raise form_error(["type"], "BASE_TYPE_CHOICES", "Value must be one of {2, 3, 5}.")
+        for name in ("application_id", "channel_id", "session_id", "nonce", "data"):
+            if body.get(name) in (None, ""):
+                raise form_error([name], "BASE_TYPE_REQUIRED", "This field is required")
+        data = body["data"]
+        if not isinstance(data, dict):
+            raise form_error(["data"], "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+        nonce = str(body["nonce"])
+        if not nonce.isdigit() or len(nonce) > 25:
+            raise form_error(["nonce"], "NONCE_TYPE_INVALID", "Nonce must be a snowflake or a string of digits.")
+        if str(body["application_id"]) != MIDJOURNEY_BOT_ID:
+            raise not_found("Application", 10002)
+        channel = self._channel(account, str(body["channel_id"]))
+        guild_id = body.get("guild_id")
+        if guild_id is not None and str(guild_id) != self.world.config.guild_id:
+            raise not_found("Guild", 10004)
+        if (str(guild_id) if guild_id is not None else None) != channel.guild_id:
+            raise not_found("Channel", 10003)
+        session = self.gateway.sessions.get(str(body["session_id"]))
+        if session is None or session.account is not account or session not in self.gateway.live_sessions():
+            raise form_error(["session_id"], "INTERACTION_SESSION_ID_INVALID", "Invalid session ID.")
+        interaction = Interaction(self.world.snowflakes.next(), nonce, kind, account.user, channel, account, data=data)
+        valid = self._check_kind(interaction, body)
+        self.world.gateway_counts[f"interaction type {kind}"] += 1
+        # Discord creates the interaction while answering the request: the event may beat the 204.
+        self.chat.interaction_event(interaction, "INTERACTION_CREATE")
+        if valid:
+            self.bot.handle(interaction)
+        else:
+            self.bot.fail_later(interaction)
+        return Response(status_code=204, headers=headers)
+
+    def _check_kind(self, it: Interaction, body: JSON) -> bool:
+        """Type-specific checks: 400 for a malformed request; False for one no bot will answer."""
+        data = it.data
+        if it.type == INTERACTION_COMMAND:
+            command = self.world.commands.find(str(data.get("id")))
+            if command is None or str(data.get("version")) != command.version or data.get("name") != command.name:
+                raise stale_command()
+            it.name = command.name
+            return True
+        if it.type == INTERACTION_COMPONENT:
+            if not body.get("message_id"):
+                raise form_error(["message_id"], "BASE_TYPE_REQUIRED", "This field is required")
+            if not data.get("custom_id"):
+                raise form_error(["data", "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
+            it.message_id = str(body["message_id"])
+            message = self.world.message(it.channel.id, it.message_id)
+            return (
+                message is not None
+                and not message.deleted
+                and (message.visible_to is None or message.visible_to == it.user_id)
+                and data["custom_id"] in custom_ids(message.components)
+            )
+        for name in ("id", "custom_id", "components"):
+            if not data.get(name):
+                raise form_error(["data", name], "BASE_TYPE_REQUIRED", "This field is required")
+        return self.bot.presses.pending_modal(str(data["id"]), str(data["custom_id"]), it.user_id) is not None
+
+    # -- uploads -----------------------------------------------------------------------------------
+
+    async def post_attachments(self, request: Request) -> Response:
+        """Upload slots: one `upload_url` per file, to PUT the raw bytes to (no Authorization)."""
+        account = self._account(request)
+        self._channel(account, request.path_params["channel_id"])
+        body = await self._json(request)
+        files = body.get("files")
+        if not isinstance(files, list) or not files:
+            raise form_error(["files"], "BASE_TYPE_REQUIRED", "This field is required")
+        slots = []
+        for position, entry in enumerate(files):
+            if not isinstance(entry, dict) or not entry.get("filename"):
+                raise form_error(["files", str(position), "filename"], "BASE_TYPE_REQUIRED", "This field is required")
+            if int(entry.get("file_size") or 0) > _MAX_UPLOAD_BYTES:
+                raise DiscordError(400, {"message": "Request entity too large", "code": 40005})
+            filename = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["filename"]))
+            upload_id = str(uuid.uuid4())
+            upload_filename = f"{upload_id}/{filename}"
+            upload_token = uuid.uuid4().hex
+            self._pending_uploads.add(upload_filename)
+            raw_id = entry.get("id", position)
+            slots.append(
+                {
+                    "id": int(raw_id) if str(raw_id).isdigit() else raw_id,
+                    "upload_url": f"{self.world.base_url}/upload/{upload_filename}?upload_id={upload_token}",
+                    "upload_filename": upload_filename,
+                }
+            )
+        return JSONResponse({"attachments": slots})
+
+    async def put_upload(self, request: Request) -> Response:
+        """The storage bucket behind `upload_url`: keeps the bytes for a later interaction to name."""
+        name = f"{request.path_params['upload_id']}/{request.path_params['filename']}"
+        if name not in self._pending_uploads:
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        data = await request.body()
+        if len(data) > _MAX_UPLOAD_BYTES:
+            return Response("Payload Too Large", status_code=413, media_type="text/plain")
+        self._pending_uploads.discard(name)
+        self.world.uploads[name] = data
+        while len(self.world.uploads) > 200:
+            self.world.uploads.popitem(last=False)
+        return Response(status_code=200)
+
+    # -- CDNs --------------------------------------------------------------------------------------
+
+    async def get_attachment(self, request: Request) -> Response:
+        """A file of the Discord CDN (the query signature is accepted as is, like an unexpired one)."""
+        stored = self.world.files.get(request.path_params["attachment_id"])
+        if stored is None or stored.filename != request.path_params["filename"]:
+            return Response("404: Not Found", status_code=404, media_type="text/plain")
+        data = self.world.file_bytes(stored)
+        return Response(data, media_type=stored.content_type, headers={"Cache-Control": "public, max-age=86400"})
+
+    async def get_mj_image(self, request: Request) -> Response:
+        """Midjourney's CDN: `/<uuid>/0_<i>.png` (i = 0..3 of a grid, 0 of a single) and `grid_0.png`."""
+        job = self.bot.jobs.jobs.get(request.path_params["job_uuid"])
+        name = request.path_params["name"]
+        key: ImageKey | None = None
+        if job is not None and job.state == "done" and job.result != "video":
+            if job.result == "grid" and name in _GRID_IMAGE_NAMES:
+                key = ImageKey(job.echo, job.uuid, _GRID_IMAGE_NAMES.index(name) + 1)
+            elif name == "0_0.png" or (name == "grid_0.png" and job.result == "grid"):
+                key = job.image_key()
+        if key is None:
+            # What the real bucket answers for a missing object.
+            missing = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code></Error>"
+            return Response(missing, status_code=404, media_type="application/xml")
+        data, content_type, _, _ = self.world.images.get(key)
+        return Response(data, media_type=content_type, headers={"Cache-Control": "public, max-age=31536000"})
