@@ -63,7 +63,8 @@ class JobView(BaseModel):
     job_uuid: str | None = Field(default=None, description="Midjourney's job id (also in its image URLs).")
     image_url: str | None = Field(default=None, description="The result image (the 2x2 grid for a grid job).")
     image_urls: list[str] = Field(
-        default_factory=list, description="For a grid, the four single images (1..4, left-to-right, top-to-bottom)."
+        default_factory=list,
+        description="For a grid, the four single images (1..4, left-to-right, top-to-bottom).",
     )
     preview_url: str | None = Field(default=None, description="Low-resolution preview while the job runs.")
     buttons: list[ButtonView] = Field(default_factory=list, description="Buttons you may press next.")

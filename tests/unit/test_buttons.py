@@ -17,9 +17,7 @@ def row(*components: dict[str, Any]) -> dict[str, Any]:
     return {"type": 1, "components": list(components)}
 
 
-def button(
-    custom_id: str | None, label: str | None = None, emoji: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def button(custom_id: str | None, label: str | None = None, emoji: str | None = None, **extra: Any) -> dict[str, Any]:
     component: dict[str, Any] = {"type": 2, "style": 2, **extra}
     if custom_id is not None:
         component["custom_id"] = custom_id
@@ -251,9 +249,7 @@ def upscaled() -> list[Button]:
 
 @pytest.fixture
 def grid() -> list[Button]:
-    return parse_buttons(
-        load_fixture("captured", "gateway-message-create-imagine-final-grid.json")["d"]["components"]
-    )
+    return parse_buttons(load_fixture("captured", "gateway-message-create-imagine-final-grid.json")["d"]["components"])
 
 
 @pytest.mark.parametrize(
@@ -339,9 +335,7 @@ def test_find_button_misses_and_ambiguity(upscaled: list[Button]) -> None:
 
 def test_a_never_seen_button_gets_a_name_and_is_found() -> None:
     custom_id = f"MJ::JOB::brand_new_thing::1::{UUID}::SOLO"
-    buttons = parse_buttons(
-        [row(button(f"MJ::JOB::upsample::1::{UUID}", "U1"), button(custom_id, "Brand New"))]
-    )
+    buttons = parse_buttons([row(button(f"MJ::JOB::upsample::1::{UUID}", "U1"), button(custom_id, "Brand New"))])
     assert buttons[1].name == "brand_new_thing"
     assert buttons[1].label == "Brand New"
     assert find_button(buttons, "Brand New") is buttons[1]

@@ -83,9 +83,7 @@ def test_select_menu_press() -> None:
         ("info", "972289487818334209", "1237876415735660565", []),
     ],
 )
-def test_find_command(
-    index: dict[str, Any], name: str, command_id: str, version: str, options: list[str]
-) -> None:
+def test_find_command(index: dict[str, Any], name: str, command_id: str, version: str, options: list[str]) -> None:
     command = find_command(index, name)
     assert (command["id"], command["version"], command["name"]) == (command_id, version, name)
     assert [o["name"] for o in command.get("options", [])] == options
@@ -160,12 +158,8 @@ def test_slash_describe_and_blend_with_uploads(index: dict[str, Any]) -> None:
         attachments=[upload],
     )
     assert body["data"]["options"] == [{"type": 11, "name": "image", "value": 0}]
-    assert body["data"]["attachments"] == [
-        {"id": "0", "filename": "cat.png", "uploaded_filename": "b1c2/cat.png"}
-    ]
-    assert describe_options(link="https://x/y.png") == [
-        {"type": 3, "name": "link", "value": "https://x/y.png"}
-    ]
+    assert body["data"]["attachments"] == [{"id": "0", "filename": "cat.png", "uploaded_filename": "b1c2/cat.png"}]
+    assert describe_options(link="https://x/y.png") == [{"type": 3, "name": "link", "value": "https://x/y.png"}]
     assert blend_options(2, "--ar 2:3") == [
         {"type": 11, "name": "image1", "value": 0},
         {"type": 11, "name": "image2", "value": 1},

@@ -82,12 +82,7 @@ def test_every_title_of_protocol_section_6() -> None:
 
 def _titles_of_the_titles_file() -> set[str]:
     data = load_fixture("captured", "bot-error-embed-titles.json")["by_source"]
-    titles = {
-        t
-        for t in data[
-            "igolaizola/bulkai pkg/ai/midjourney/midjourney.go parseError (embed title, lowercased)"
-        ]
-    }
+    titles = {t for t in data["igolaizola/bulkai pkg/ai/midjourney/midjourney.go parseError (embed title, lowercased)"]}
     trueai = data["trueai-org/midjourney-proxy DiscordWebSocketService.cs OnMessage (embed title, exact)"]
     titles |= set(trueai["errorTitles"]) | set(trueai["continueTitles (ignored)"])
     titles |= set(trueai["account-disabling titles"])

@@ -60,9 +60,7 @@ _PIECES = st.sampled_from(
         "\ufe0f",
     ]
 )
-mj_text = st.one_of(
-    st.text(max_size=40), st.lists(st.one_of(_PIECES, st.text(max_size=5)), max_size=12).map("".join)
-)
+mj_text = st.one_of(st.text(max_size=40), st.lists(st.one_of(_PIECES, st.text(max_size=5)), max_size=12).map("".join))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), mj_text)
 json_values = st.recursive(
     scalars,
@@ -108,15 +106,9 @@ discord_like = st.recursive(
 def _real_messages() -> list[Any]:
     if not FIXTURES.exists():
         return [{"content": "**p** - <@1> (fast)", "components": [], "attachments": [], "embeds": []}]
-    grids = json.loads(
-        (FIXTURES / "captured/rest-channel-messages-final-grids.json").read_text(encoding="utf-8")
-    )
-    upscaled = json.loads(
-        (FIXTURES / "reconstructed/components-v6-upscaled-image.json").read_text(encoding="utf-8")
-    )
-    embed = json.loads((FIXTURES / "reconstructed/embed-queue-full.json").read_text(encoding="utf-8"))[
-        "embed"
-    ]
+    grids = json.loads((FIXTURES / "captured/rest-channel-messages-final-grids.json").read_text(encoding="utf-8"))
+    upscaled = json.loads((FIXTURES / "reconstructed/components-v6-upscaled-image.json").read_text(encoding="utf-8"))
+    embed = json.loads((FIXTURES / "reconstructed/embed-queue-full.json").read_text(encoding="utf-8"))["embed"]
     return [grids[0], grids[4], {"components": upscaled["components"], "embeds": [embed]}]
 
 

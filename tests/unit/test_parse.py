@@ -300,23 +300,12 @@ def test_2026_progress_and_final_messages() -> None:
 
 def test_message_job_uuid_sources() -> None:
     uuid = "39d7cf9f-c2f0-4adf-a124-0020fb9f867f"
+    assert message_job_uuid({"attachments": [{"url": f"https://cdn.discordapp.com/a/1/x_{uuid}.png?ex=1"}]}) == uuid
     assert (
-        message_job_uuid({"attachments": [{"url": f"https://cdn.discordapp.com/a/1/x_{uuid}.png?ex=1"}]})
-        == uuid
+        message_job_uuid({"components": [{"type": 1, "components": [{"custom_id": f"MJ::BOOKMARK::{uuid}"}]}]}) == uuid
     )
-    assert (
-        message_job_uuid(
-            {"components": [{"type": 1, "components": [{"custom_id": f"MJ::BOOKMARK::{uuid}"}]}]}
-        )
-        == uuid
-    )
-    assert (
-        message_job_uuid({"embeds": [{"image": {"url": f"https://cdn.midjourney.com/{uuid}/0_0.png"}}]})
-        == uuid
-    )
-    assert (
-        message_job_uuid({"embeds": [{"description": f"see https://www.midjourney.com/jobs/{uuid}"}]}) == uuid
-    )
+    assert message_job_uuid({"embeds": [{"image": {"url": f"https://cdn.midjourney.com/{uuid}/0_0.png"}}]}) == uuid
+    assert message_job_uuid({"embeds": [{"description": f"see https://www.midjourney.com/jobs/{uuid}"}]}) == uuid
     # The parent job of a reply is not this message's job.
     assert message_job_uuid({"referenced_message": {"attachments": [{"filename": f"a_{uuid}.png"}]}}) is None
     assert message_job_uuid({"content": "**p** - <@1> (fast)"}) is None
