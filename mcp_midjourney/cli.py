@@ -33,18 +33,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve() -> int:
-    from .config import ConfigError, load_settings, setup_logging
+    from .config import ConfigError, load_settings, raw_secrets, setup_logging
 
     secrets: list[str] = []
     level = os.environ.get("MJ_LOG_LEVEL", "INFO").upper()
     try:
         settings = load_settings()
-        secrets.append(settings.token.get_secret_value())
+        secrets.extend(settings.secrets())
         level = settings.log_level
     except ConfigError:
-        raw = os.environ.get("MJ_DISCORD_TOKEN", "").strip()
-        if raw:
-            secrets.append(raw)
+        secrets.extend(raw_secrets(os.environ))
     setup_logging(level, secrets)
 
     from .server import build_server

@@ -7,6 +7,7 @@ disconnected" in Claude Desktop).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -26,8 +27,23 @@ MAX_WAIT_CEILING = 55.0
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """One Discord account that uses Midjourney, in its own channel."""
+
+    name: str
+    token: SecretStr
+    guild_id: str | None
+    channel_id: str
+    concurrency: int = 3  # jobs Midjourney runs at once for the account (fast mode)
+    queue_size: int = 10  # jobs Midjourney queues beyond that before "Queue full"
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything the server needs to talk to Discord, already validated."""
+    """Everything the server needs to talk to Discord, already validated.
+
+    `token`/`guild_id`/`channel_id` are the first account; `accounts` lists them all (a pool when several).
+    """
 
     token: SecretStr
     guild_id: str | None
@@ -38,12 +54,24 @@ class Settings:
     wait_ceiling: float = 40.0
     default_wait: float = 30.0
     job_timeout: float = 600.0  # seconds without any progress before a job counts as timed out
-    max_active_jobs: int = 12  # jobs in flight on Discord at once (Midjourney runs ~3 and queues ~10)
+    concurrency: int = 3  # default per account: jobs running at once
+    queue_size: int = 10  # default per account: jobs Midjourney may queue beyond those
     interaction_interval: float = 0.35  # seconds between two interactions of one account
     gateway_ready_timeout: float = 20.0
     log_level: str = "INFO"
     store_limit: int = 5000  # finished jobs kept in memory
+    accounts: tuple[AccountSettings, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def account_list(self) -> tuple[AccountSettings, ...]:
+        """Every account; the single-account variables make a pool of one."""
+        if self.accounts:
+            return self.accounts
+        single = AccountSettings("main", self.token, self.guild_id, self.channel_id, self.concurrency, self.queue_size)
+        return (single,)
+
+    def secrets(self) -> list[str]:
+        return [a.token.get_secret_value() for a in self.account_list()]
 
 
 class ConfigError(Exception):
@@ -95,24 +123,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     problems: list[str] = []
 
-    token = (env.get("MJ_DISCORD_TOKEN") or "").strip()
-    if not token:
-        problems.append(
-            "MJ_DISCORD_TOKEN is not set: set it to the Discord user token of the account that uses Midjourney"
-        )
-    elif any(c.isspace() for c in token) or token.lower().startswith("bearer"):
-        # Never echo the value: it is a secret even when malformed.
-        problems.append("MJ_DISCORD_TOKEN is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
-
-    channel = (env.get("MJ_CHANNEL_ID") or "").strip()
-    if not channel:
-        problems.append("MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs")
-    elif not _SNOWFLAKE.match(channel):
-        problems.append(f"MJ_CHANNEL_ID must be a Discord id (15-21 digits), got {channel!r}")
-
-    guild = (env.get("MJ_GUILD_ID") or "").strip() or None
-    if guild is not None and not _SNOWFLAKE.match(guild):
-        problems.append(f"MJ_GUILD_ID must be a Discord id (15-21 digits), or unset for a DM, got {guild!r}")
+    concurrency = _int(env, "MJ_CONCURRENCY", 3, 1, 50, problems)
+    queue_size = _int(env, "MJ_QUEUE_SIZE", 10, 0, 100, problems)
+    accounts = _accounts(env, concurrency, queue_size, problems)
+    if accounts:
+        token, guild, channel = accounts[0].token.get_secret_value(), accounts[0].guild_id, accounts[0].channel_id
+    else:
+        token, guild, channel = _single_account(env, problems)
 
     application = (env.get("MJ_APPLICATION_ID") or "").strip() or MIDJOURNEY_BOT_ID
     if not _SNOWFLAKE.match(application):
@@ -129,7 +146,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wait_ceiling=ceiling,
         default_wait=min(ceiling, _float(env, "MJ_DEFAULT_WAIT", 30.0, 0.0, MAX_WAIT_CEILING, problems)),
         job_timeout=_float(env, "MJ_JOB_TIMEOUT", 600.0, 1.0, 86400.0, problems),
-        max_active_jobs=_int(env, "MJ_MAX_ACTIVE_JOBS", 12, 1, 100, problems),
+        concurrency=concurrency,
+        queue_size=queue_size,
+        accounts=tuple(accounts),
         interaction_interval=_float(env, "MJ_INTERACTION_INTERVAL", 0.35, 0.0, 10.0, problems),
         gateway_ready_timeout=_float(env, "MJ_GATEWAY_READY_TIMEOUT", 20.0, 1.0, 120.0, problems),
         log_level=(env.get("MJ_LOG_LEVEL") or "INFO").upper(),
@@ -140,6 +159,87 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError("Configuration problem: " + "; ".join(problems) + ".")
     return settings
+
+
+def _check_token(token: str, name: str, problems: list[str]) -> None:
+    if not token:
+        problems.append(f"{name} is not set: set it to the Discord user token of the account that uses Midjourney")
+    elif any(c.isspace() for c in token) or token.lower().startswith("bearer"):
+        # Never echo the value: it is a secret even when malformed.
+        problems.append(f"{name} is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
+
+
+def _check_ids(guild: str | None, channel: str, where: str, problems: list[str]) -> None:
+    if not channel:
+        problems.append(f"{where}channel id is not set: the Discord channel (or DM) where Midjourney runs")
+    elif not _SNOWFLAKE.match(channel):
+        problems.append(f"{where}channel id must be a Discord id (15-21 digits), got {channel!r}")
+    if guild is not None and not _SNOWFLAKE.match(guild):
+        problems.append(f"{where}guild id must be a Discord id (15-21 digits), or unset for a DM, got {guild!r}")
+
+
+def _single_account(env: Mapping[str, str], problems: list[str]) -> tuple[str, str | None, str]:
+    token = (env.get("MJ_DISCORD_TOKEN") or "").strip()
+    _check_token(token, "MJ_DISCORD_TOKEN", problems)
+    channel = (env.get("MJ_CHANNEL_ID") or "").strip()
+    guild = (env.get("MJ_GUILD_ID") or "").strip() or None
+    before = len(problems)
+    _check_ids(guild, channel, "MJ_CHANNEL_ID / MJ_GUILD_ID: ", problems)
+    if len(problems) > before and not channel:
+        problems[-1] = "MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs"
+    return token, guild, channel
+
+
+def _accounts(env: Mapping[str, str], concurrency: int, queue_size: int, problems: list[str]) -> list[AccountSettings]:
+    """A pool from MJ_ACCOUNTS (JSON) or MJ_ACCOUNTS_FILE (a JSON file): a list of
+    {"name", "token", "guild_id", "channel_id", "concurrency", "queue_size"} objects."""
+    raw = (env.get("MJ_ACCOUNTS") or "").strip()
+    source = "MJ_ACCOUNTS"
+    path = (env.get("MJ_ACCOUNTS_FILE") or "").strip()
+    if not raw and path:
+        source = "MJ_ACCOUNTS_FILE"
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            problems.append(f"MJ_ACCOUNTS_FILE {path!r} cannot be read: {exc.strerror or exc}")
+            return []
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        problems.append(f"{source} is not valid JSON: give a list of {{token, guild_id, channel_id}} objects")
+        return []
+    if not isinstance(data, list) or not data or not all(isinstance(a, dict) for a in data):
+        problems.append(f"{source} must be a non-empty JSON list of {{token, guild_id, channel_id}} objects")
+        return []
+    accounts: list[AccountSettings] = []
+    for i, item in enumerate(data, start=1):
+        name = str(item.get("name") or f"account{i}")
+        where = f"{source} account {name!r}: "
+        token = str(item.get("token") or "").strip()
+        _check_token(token, f"{where}token", problems)
+        channel = str(item.get("channel_id") or "").strip()
+        guild = str(item.get("guild_id") or "").strip() or None
+        _check_ids(guild, channel, where, problems)
+        try:
+            account_concurrency = int(item.get("concurrency", concurrency))
+            account_queue = int(item.get("queue_size", queue_size))
+        except (TypeError, ValueError):
+            problems.append(f"{where}concurrency and queue_size must be whole numbers")
+            continue
+        accounts.append(AccountSettings(name, SecretStr(token), guild, channel, account_concurrency, account_queue))
+    if len({a.name for a in accounts}) != len(accounts):
+        problems.append(f"{source}: account names must be unique")
+    return accounts
+
+
+def raw_secrets(env: Mapping[str, str]) -> list[str]:
+    """Every token-looking value in the environment, even when the configuration is invalid, for redaction."""
+    found = [(env.get("MJ_DISCORD_TOKEN") or "").strip()]
+    found += re.findall(r'"token"\s*:\s*"([^"]+)"', env.get("MJ_ACCOUNTS") or "")
+    return [s for s in found if s]
 
 
 class RedactingFilter(logging.Filter):

@@ -17,9 +17,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import midjourney as mj
+from .accounts import Account, AccountError, describe_rest_error
 from .config import Settings
-from .discord.gateway import Gateway, GatewayFatal
-from .discord.rest import DiscordHTTPError, DiscordRest, Forbidden, InvalidRequest, NotFound, Unauthorized
+from .discord.rest import DiscordHTTPError, InvalidRequest, NotFound
 from .discord.snowflake import make_snowflake
 from .models import MIDJOURNEY_BOT_ID, NIJI_BOT_ID, JobStatus
 from .store import Job, JobStore
@@ -40,6 +40,7 @@ WANTED_EVENTS = frozenset(
     }
 )
 ProgressHook = Callable[[Job], Awaitable[None]]
+BodyFactory = Callable[[Account, str, "dict[str, Any] | None"], dict[str, Any]]
 
 
 class EngineError(Exception):
@@ -52,59 +53,82 @@ def _grid(buttons: list[Any]) -> bool:
 
 
 class Engine:
-    """One Discord account driving Midjourney in one channel."""
+    """Midjourney through a pool of Discord accounts (one or more), each in its own channel."""
 
     def __init__(self, settings: Settings, *, transport: Any = None) -> None:
         self.settings = settings
-        self.rest = DiscordRest(
-            settings.api_base,
-            settings.token,
-            interaction_interval=settings.interaction_interval,
-            transport=transport,
-        )
-        self.gateway = Gateway(
-            self.rest,
-            settings.token,
-            on_dispatch=self.dispatch,
-            on_ready=self._on_ready,
-            wanted_events=WANTED_EVENTS,
-        )
+        self.accounts = [
+            Account(
+                i,
+                spec,
+                settings,
+                dispatch=self.dispatch_from,
+                on_ready=self._on_ready,
+                wanted_events=WANTED_EVENTS,
+                transport=transport,
+            )
+            for i, spec in enumerate(settings.account_list())
+        ]
         self.store = JobStore(max_finished=settings.store_limit)
         self._tg: TaskGroup | None = None
-        self._commands: dict[str, Any] | None = None
-        self._active = 0
-        self._slot_freed = anyio.Event()
-        self.account_problem: str | None = None
+        self._waiting: list[tuple[Job, anyio.Event]] = []  # jobs waiting for an account slot, oldest first
         self.events_handled = 0
+
+    @property
+    def rest(self) -> Any:
+        """The first account's REST client (single-account callers and tests)."""
+        return self.accounts[0].rest
+
+    @property
+    def gateway(self) -> Any:
+        """The first account's gateway session (single-account callers and tests)."""
+        return self.accounts[0].gateway
+
+    @property
+    def account_problem(self) -> str | None:
+        """Account trouble the agent must hear about, one line; None when every account is fine."""
+        problems = [f"{a.name}: {a.down}" if len(self.accounts) > 1 else str(a.down) for a in self.accounts if a.down]
+        return "; ".join(problems) or None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run the gateway and the watchdog until cancelled."""
+        """Run every account's gateway and the watchdog until cancelled."""
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self.gateway.run)
+                for account in self.accounts:
+                    tg.start_soon(self._run_account, account)
                 tg.start_soon(self._watchdog)
                 task_status.started()
         finally:
             self._tg = None
             with anyio.CancelScope(shield=True):
-                await self.rest.aclose()
+                for account in self.accounts:
+                    await account.rest.aclose()
+
+    async def _run_account(self, account: Account) -> None:
+        await account.gateway.run()
+        # run() returns only on a final close (bad token, banned...): move its work elsewhere.
+        self._account_down(account)
 
     async def ready(self) -> None:
-        """Wait for the gateway session, or explain why there is none."""
-        try:
-            await self.gateway.wait_ready(self.settings.gateway_ready_timeout)
-        except GatewayFatal as exc:
-            raise EngineError(
-                f"Discord refused the account: {exc}. Check MJ_DISCORD_TOKEN and restart the server."
-            ) from None
-        except TimeoutError:
-            raise EngineError(
-                f"Could not open a Discord gateway session within {self.settings.gateway_ready_timeout:g}s "
-                f"(API base {self.settings.api_base}). Check the network and MJ_DISCORD_API_BASE, then retry."
-            ) from None
+        """Wait until at least one account has a gateway session, or explain why none can."""
+        deadline = time.monotonic() + self.settings.gateway_ready_timeout
+        while True:
+            if any(a.usable for a in self.accounts):
+                return
+            if all(a.down for a in self.accounts):
+                raise EngineError(
+                    f"No Discord account can be used: {self.account_problem}. Fix the account (check "
+                    "MJ_DISCORD_TOKEN, or do what Midjourney asked in Discord) and restart the server."
+                )
+            if time.monotonic() >= deadline:
+                raise EngineError(
+                    f"Could not open a Discord gateway session within {self.settings.gateway_ready_timeout:g}s "
+                    f"(API base {self.settings.api_base}). Check the network and MJ_DISCORD_API_BASE, then retry."
+                )
+            await anyio.sleep(0.05)
 
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         if self._tg is None:
@@ -114,28 +138,25 @@ class Engine:
     # --- what the tools call -------------------------------------------------------------------------------
 
     async def imagine(self, prompt: str) -> Job:
-        """Send /imagine; return the job as soon as Discord accepted it (or it is held for a free slot)."""
+        """Send /imagine on the account with the most room; return once Discord accepted it (or it waits)."""
         await self.ready()
-        command = await self._command("imagine")
-        job = Job(
-            nonce=make_snowflake(),
-            kind="imagine",
-            prompt=prompt,
-            normalised_prompt=mj.normalise_prompt(prompt),
-        )
-        self.store.add(job)
+        job = Job(nonce=make_snowflake(), kind="imagine", prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
 
-        def body(nonce: str, cmd: dict[str, Any]) -> dict[str, Any]:
+        def body(account: Account, nonce: str, command: dict[str, Any] | None) -> dict[str, Any]:
+            assert command is not None
             return mj.slash_command(
-                cmd,
+                command,
                 mj.imagine_options(prompt),
-                guild_id=self.settings.guild_id,
-                channel_id=self.settings.channel_id,
-                session_id=self.gateway.session_id or "",
+                guild_id=account.guild_id,
+                channel_id=account.channel_id,
+                session_id=account.gateway.session_id or "",
                 nonce=nonce,
             )
 
-        await self._submit(job, body, command_name="imagine", initial_command=command)
+        job.command_name = "imagine"
+        job.body = body
+        self.store.add(job)
+        await self._submit(job)
         return job
 
     async def press(self, message_id: str, button: str) -> Job:
@@ -169,22 +190,26 @@ class Engine:
             parent_button=chosen.name,
             parent_index=action.index,
         )
-        self.store.add(job)
+        # The message lives in one account's channel: only that account can press its buttons.
+        job.pinned_account = parent.account or self.accounts[0].name
+        flags = parent.message_flags
 
-        def body(nonce: str, _cmd: dict[str, Any] | None) -> dict[str, Any]:
+        def body(account: Account, nonce: str, _command: dict[str, Any] | None) -> dict[str, Any]:
             return mj.button_press(
                 application_id=self.settings.application_id,
-                guild_id=self.settings.guild_id,
-                channel_id=self.settings.channel_id,
+                guild_id=account.guild_id,
+                channel_id=account.channel_id,
                 message_id=target,
-                message_flags=parent.message_flags,
-                session_id=self.gateway.session_id or "",
+                message_flags=flags,
+                session_id=account.gateway.session_id or "",
                 nonce=nonce,
                 custom_id=chosen.custom_id,
                 component_type=chosen.component_type,
             )
 
-        await self._submit(job, body)
+        job.body = body
+        self.store.add(job)
+        await self._submit(job)
         return job
 
     async def get(self, message_id: str) -> Job:
@@ -193,19 +218,24 @@ class Engine:
         if job is not None:
             return job
         await self.ready()
-        try:
-            message = await self.rest.message(self.settings.channel_id, message_id)
-        except NotFound:
-            raise EngineError(
-                f"No message {message_id} in the Midjourney channel. Use the message_id a tool returned."
-            ) from None
-        except DiscordHTTPError as exc:
-            raise EngineError(self._rest_error_text(exc)) from None
-        author = message.get("author") if isinstance(message.get("author"), dict) else {}
-        if author.get("id") not in BOT_IDS:
-            raise EngineError(f"Message {message_id} is not a Midjourney message.")
-        job = self.store.get(message_id) or self._rebuild(message)
-        return job
+        last_error: DiscordHTTPError | None = None
+        for account in self.accounts:
+            if account.down:
+                continue
+            try:
+                message = await account.rest.message(account.channel_id, message_id)
+            except NotFound:
+                continue
+            except DiscordHTTPError as exc:
+                last_error = exc
+                continue
+            author = message.get("author") if isinstance(message.get("author"), dict) else {}
+            if author.get("id") not in BOT_IDS:
+                raise EngineError(f"Message {message_id} is not a Midjourney message.")
+            return self.store.get(message_id) or self._rebuild(account, message)
+        if last_error is not None:
+            raise EngineError(describe_rest_error(last_error))
+        raise EngineError(f"No message {message_id} in the Midjourney channel. Use the message_id a tool returned.")
 
     async def wait(self, job: Job, seconds: float, on_change: ProgressHook | None = None) -> Job:
         """Wait until the job finishes or needs input, at most `seconds` (capped by the ceiling)."""
@@ -221,79 +251,121 @@ class Engine:
                 await on_change(job)
         return job
 
-    # --- submission ----------------------------------------------------------------------------------------
+    def accounts_status(self) -> list[dict[str, Any]]:
+        return [a.status() for a in self.accounts]
 
-    async def _command(self, name: str, *, refresh: bool = False) -> dict[str, Any]:
-        if self._commands is None or refresh:
-            try:
-                self._commands = await self.rest.command_index(
-                    guild_id=self.settings.guild_id, channel_id=self.settings.channel_id
-                )
-            except DiscordHTTPError as exc:
-                raise EngineError(self._rest_error_text(exc)) from None
-        try:
-            return mj.find_command(self._commands, name, self.settings.application_id)
-        except mj.CommandNotFound:
-            raise EngineError(
-                f"Midjourney's /{name} command is not available in this channel. Is the Midjourney bot in the "
-                "server (MJ_GUILD_ID) and can the account use it in MJ_CHANNEL_ID?"
-            ) from None
+    # --- scheduling and submission -------------------------------------------------------------------------
 
-    async def _submit(
-        self,
-        job: Job,
-        body: Callable[[str, Any], dict[str, Any]],
-        *,
-        command_name: str | None = None,
-        initial_command: dict[str, Any] | None = None,
-    ) -> None:
-        """Send the job's interaction in the engine's task group; return once Discord accepted it (or it waits)."""
-        done = anyio.Event()
-        outcome: list[BaseException] = []
+    async def _submit(self, job: Job) -> None:
+        """Queue the job for an account slot and send it from the engine's task group.
 
-        async def send() -> None:
-            try:
-                await self._acquire_slot(job, done)
-                command = initial_command
-                try:
-                    await self.rest.interaction(body(job.nonce, command))
-                except InvalidRequest as exc:
-                    if not (exc.stale_command and command_name):
-                        raise
-                    # Midjourney updated its command: read the index afresh and retry once.
-                    log.info("stale /%s version: refreshing the command index", command_name)
-                    command = await self._command(command_name, refresh=True)
-                    await self.rest.interaction(body(job.nonce, command))
-                job.submitted = True
-                job.touch()
-            except (DiscordHTTPError, EngineError) as exc:
-                text = str(exc) if isinstance(exc, EngineError) else self._rest_error_text(exc)
-                outcome.append(EngineError(text))
-                self._finish(job, error=text)
-            finally:
-                done.set()
-
-        self._spawn(send)
-        await done.wait()
+        Returns once Discord accepted the interaction, or at once when the job has to wait for a slot; raises
+        `EngineError` when Discord refused the request itself (bad token, no access...).
+        """
+        accepted = anyio.Event()
+        outcome: list[EngineError] = []
+        self._spawn(self._send, job, accepted, outcome)
+        await accepted.wait()
         if outcome:
             raise outcome[0]
 
-    async def _acquire_slot(self, job: Job, accepted: anyio.Event) -> None:
-        while self._active >= self.settings.max_active_jobs:
-            if job.queued_note is None:
-                job.queued_note = "held locally until one of this account's jobs finishes"
-                job.touch()
-                accepted.set()  # the caller returns now; this task submits when a slot frees
-            await self._slot_freed.wait()
-        self._active += 1
-        job.holds_slot = True
+    async def _send(self, job: Job, accepted: anyio.Event, outcome: list[EngineError]) -> None:
+        try:
+            account = await self._acquire(job, accepted)
+            if account is None:
+                return  # failed while waiting (its account went down); the job says why
+            assert job.body is not None
+            command = await account.command(job.command_name) if job.command_name else None
+            try:
+                await account.rest.interaction(job.body(account, job.nonce, command))
+            except InvalidRequest as exc:
+                if not (exc.stale_command and job.command_name):
+                    raise
+                # Midjourney updated its command: read the index afresh and retry once.
+                log.info("stale /%s version: refreshing the command index", job.command_name)
+                command = await account.command(job.command_name, refresh=True)
+                await account.rest.interaction(job.body(account, job.nonce, command))
+            account.jobs_sent += 1
+            job.submitted = True
+            job.touch()
+        except (DiscordHTTPError, AccountError) as exc:
+            text = (
+                str(exc)
+                if isinstance(exc, AccountError)
+                else describe_rest_error(exc, self.account(job.account) if job.account else None)
+            )
+            outcome.append(EngineError(text))
+            self._finish(job, error=text)
+        finally:
+            accepted.set()
+
+    async def _acquire(self, job: Job, accepted: anyio.Event) -> Account | None:
+        """Wait for a slot on a usable account (the job's own account for a button press)."""
+        granted = anyio.Event()
+        self._waiting.append((job, granted))
+        self._pump()
+        if not granted.is_set():
+            job.queued_note = "held by the server until an account has a free slot"
+            job.touch(progressed=False)
+            accepted.set()  # the caller returns now; this task sends the job when a slot frees
+            await granted.wait()
+        if job.status.finished:
+            return None
+        return self.account(job.account)
+
+    def _pump(self) -> None:
+        """Give free slots to waiting jobs, oldest first; fail jobs no account will ever take."""
+        if not self._waiting:
+            return
+        still: list[tuple[Job, anyio.Event]] = []
+        for job, granted in self._waiting:
+            if job.status.finished:
+                granted.set()
+                continue
+            chosen = self._pick(job)
+            if chosen is None:
+                reason = self._never(job)
+                if reason:
+                    job.fail(reason)
+                    self.store.finished(job)
+                    granted.set()
+                else:
+                    still.append((job, granted))
+                continue
+            chosen.active += 1
+            job.account = chosen.name
+            job.holds_slot = True
+            job.queued_note = None
+            granted.set()
+        self._waiting = still
+
+    def _pick(self, job: Job) -> Account | None:
+        if job.pinned_account:
+            account = self.account(job.pinned_account)
+            return account if account.usable and account.has_slot else None
+        free = [a for a in self.accounts if a.usable and a.has_slot]
+        # The least loaded account, by share of its capacity: keeps every account busy.
+        return min(free, key=lambda a: (a.active / a.capacity, a.index)) if free else None
+
+    def _never(self, job: Job) -> str | None:
+        if job.pinned_account:
+            down = self.account(job.pinned_account).down
+            return f"The account that owns this message cannot be used: {down}" if down else None
+        if all(a.down for a in self.accounts):
+            return f"No Discord account can take the job: {self.account_problem}"
+        return None
+
+    def account(self, name: str | None) -> Account:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        return self.accounts[0]
 
     def _release_slot(self, job: Job) -> None:
         if job.holds_slot:
             job.holds_slot = False
-            self._active -= 1
-            event, self._slot_freed = self._slot_freed, anyio.Event()
-            event.set()
+            self.account(job.account).active -= 1
+            self._pump()
 
     def _finish(self, job: Job, *, error: str | None = None) -> None:
         if error is not None:
@@ -302,6 +374,26 @@ class Engine:
             job.complete()
         self._release_slot(job)
         self.store.finished(job)
+
+    def _account_down(self, account: Account) -> None:
+        """An account stopped: requeue its jobs that never started elsewhere; fail those that cannot move."""
+        reason = account.down or "the account stopped"
+        log.warning("account %s is down: %s", account.name, reason)
+        for job in self.store.running():
+            if job.account != account.name or not job.submitted:
+                continue
+            movable = job.command_name is not None and job.progress == 0 and job.job_uuid is None
+            if movable and any(a.down is None for a in self.accounts if a is not account):
+                self._release_slot(job)
+                job.nonce = make_snowflake()
+                self.store.index(job, job.nonce)
+                job.account, job.submitted, job.interaction_id, job.progress_message_id = None, False, None, None
+                job.status = JobStatus.QUEUED
+                job.touch()
+                self._spawn(self._send, job, anyio.Event(), [])
+            else:
+                self._finish(job, error=f"The account running this job stopped mid-job: {reason}")
+        self._pump()
 
     def _earlier_press(self, message_id: str, button_name: str) -> Job | None:
         for job in self.store.running():
@@ -313,12 +405,16 @@ class Engine:
     # --- events --------------------------------------------------------------------------------------------
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Handle one gateway dispatch. Cheap for the events of others; never raises."""
+        """Handle one dispatch as the first account's gateway would deliver it."""
+        self.dispatch_from(self.accounts[0], event, data)
+
+    def dispatch_from(self, account: Account, event: str, data: dict[str, Any]) -> None:
+        """Handle one gateway dispatch of an account. Cheap for the events of others; never raises."""
         self.events_handled += 1
         if event.startswith("INTERACTION"):
             self._on_interaction(event, data)
             return
-        if data.get("channel_id") != self.settings.channel_id:
+        if data.get("channel_id") != account.channel_id:
             return
         if event == "MESSAGE_DELETE":
             return  # the progress message is deleted before the result arrives: nothing to do
@@ -329,7 +425,7 @@ class Engine:
         elif event != "MESSAGE_UPDATE" or self.store.get(str(data.get("id"))) is None:
             return  # partial updates carry no author: only those of known messages matter
         try:
-            self._on_message(data)
+            self._on_message(account, data)
         except Exception:
             log.exception("could not apply a Midjourney message to its job")
 
@@ -352,7 +448,7 @@ class Engine:
         elif event == "INTERACTION_SUCCESS":
             job.touch()
 
-    def _correlate(self, msg: dict[str, Any]) -> Job | None:
+    def _correlate(self, account: Account, msg: dict[str, Any]) -> Job | None:
         """Find the job a bot message belongs to, strongest evidence first (protocol.md §3)."""
         store = self.store
         nonce = msg.get("nonce")
@@ -369,14 +465,21 @@ class Engine:
         if uuid and (job := store.by_uuid(uuid)) and job.in_flight:
             return job
         content = mj.parse_content(msg.get("content") or "")
-        me = self.gateway.user_id
+        me = account.gateway.user_id
         if content.user_id and me and content.user_id != me:
             return None  # another user's job in the same channel
         reference = msg.get("message_reference")
         parent_id = reference.get("message_id") if isinstance(reference, dict) else None
-        candidates = [j for j in store.running() if j.submitted and j.result_message_id is None]
+        candidates = sorted(
+            (
+                j
+                for j in store.running()
+                if j.submitted and j.result_message_id is None and j.account in (None, account.name)
+            ),
+            key=lambda j: j.created,
+        )
         if parent_id:
-            for job in sorted(candidates, key=lambda j: j.created):
+            for job in candidates:
                 if job.parent_message_id != parent_id or job.progress_message_id:
                     continue
                 if job.parent_index is None or content.image_index in (None, job.parent_index):
@@ -384,19 +487,21 @@ class Engine:
         if content.prompt is not None:
             # Last resort: the oldest running job of ours with the same prompt that has no message yet.
             wanted = mj.normalise_prompt(content.prompt)
-            for job in sorted(candidates, key=lambda j: j.created):
+            for job in candidates:
                 if job.progress_message_id is None and job.job_uuid is None and job.normalised_prompt == wanted:
                     return job
         return None
 
-    def _on_message(self, msg: dict[str, Any]) -> None:
-        job = self._correlate(msg)
-        if job is None:
-            return
+    def _on_message(self, account: Account, msg: dict[str, Any]) -> None:
+        job = self._correlate(account, msg)
+        if job is None or job.account not in (None, account.name):
+            return  # accounts sharing a channel each see every message: only the owner's counts
         message_id = str(msg.get("id"))
         if job.status.finished and message_id != job.result_message_id:
             return  # a finished job only accepts updates of its own result message
         self.store.index(job, message_id)
+        if job.account is None:
+            job.account = account.name
         if isinstance(msg.get("flags"), int):
             job.message_flags = msg["flags"]
         uuid = mj.message_job_uuid(msg)
@@ -408,14 +513,14 @@ class Engine:
             if verdict.category == "queued":
                 job.status = JobStatus.QUEUED
                 job.queued_note = "Midjourney queued the job: the account is at its concurrency limit"
-                job.progress_message_id = job.progress_message_id or message_id
                 job.touch()
-            elif verdict.fails_job:
+                return
+            if verdict.fails_job:
                 reason = f"{verdict.title}: {verdict.description}".strip().rstrip(":")
-                if verdict.account_problem:
-                    self.account_problem = reason
                 self._finish(job, error=f"Midjourney refused the job. {reason}")
-            if verdict.fails_job or verdict.category == "queued":
+                if verdict.account_problem:
+                    account.problem = reason
+                    self._account_down(account)
                 return
         content_text = msg.get("content") or ""
         failure = mj.plain_failure(content_text)
@@ -464,7 +569,7 @@ class Engine:
             self.store.index(job, f"press:{job.parent_message_id}:{job.parent_button}")
         self._finish(job)
 
-    def _rebuild(self, msg: dict[str, Any]) -> Job:
+    def _rebuild(self, account: Account, msg: dict[str, Any]) -> Job:
         """A job from a Discord message alone (after a restart or eviction)."""
         content = mj.parse_content(msg.get("content") or "")
         job = Job(
@@ -473,31 +578,36 @@ class Engine:
             prompt=content.prompt or "",
             normalised_prompt=mj.normalise_prompt(content.prompt or ""),
         )
+        job.account = account.name
         reference = msg.get("message_reference")
         if isinstance(reference, dict):
             job.parent_message_id = reference.get("message_id")
         self.store.add(job)
-        self._on_message(msg)
+        msg.setdefault("channel_id", account.channel_id)
+        self._on_message(account, msg)
         if job.in_flight and not job.progress_message_id:
             job.progress_message_id = job.nonce
         return job
 
-    def _on_ready(self, reconnected: bool) -> None:
-        if reconnected and self._tg is not None and any(j.submitted for j in self.store.running()):
-            self._tg.start_soon(self.reconcile)
+    def _on_ready(self, account: Account, reconnected: bool) -> None:
+        if self._tg is None:
+            return
+        if reconnected and any(j.submitted and j.account == account.name for j in self.store.running()):
+            self._tg.start_soon(self.reconcile, account)
+        self._pump()
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, account: Account) -> None:
         """After a lost session: read the channel's recent messages and apply what we missed."""
         try:
-            messages = await self.rest.messages(self.settings.channel_id, limit=100)
+            messages = await account.rest.messages(account.channel_id, limit=100)
         except DiscordHTTPError as exc:
-            log.warning("could not reconcile jobs after a new session: %s", exc)
+            log.warning("could not reconcile jobs of account %s after a new session: %s", account.name, exc)
             return
         for msg in reversed(messages):  # Discord returns newest first
             author = msg.get("author")
             if isinstance(author, dict) and author.get("id") in BOT_IDS:
-                msg.setdefault("channel_id", self.settings.channel_id)
-                self._on_message(msg)
+                msg.setdefault("channel_id", account.channel_id)
+                self._on_message(account, msg)
 
     async def _watchdog(self) -> None:
         """Fail jobs that made no progress for `job_timeout` seconds: nothing stays in progress forever."""
@@ -512,17 +622,5 @@ class Engine:
                         error=f"Timed out: no progress from Midjourney for {self.settings.job_timeout:g}s. "
                         "Check the Midjourney channel in Discord; the job may have been dropped.",
                     )
-
-    # --- words for the model -------------------------------------------------------------------------------
-
-    def _rest_error_text(self, exc: DiscordHTTPError) -> str:
-        if isinstance(exc, Unauthorized):
-            return "Discord rejected the token (401). Set MJ_DISCORD_TOKEN to a valid user token and restart."
-        if isinstance(exc, Forbidden):
-            return (
-                f"The account has no access to channel {self.settings.channel_id} (403). Check MJ_CHANNEL_ID and "
-                "MJ_GUILD_ID, and that the account can post there."
-            )
-        if isinstance(exc, NotFound):
-            return "Discord says the channel or guild does not exist (404). Check MJ_CHANNEL_ID and MJ_GUILD_ID."
-        return f"Discord error: {exc}. Try again in a moment."
+            # Accounts that came back (or were set free) take waiting work.
+            self._pump()

@@ -71,4 +71,7 @@ class JobView(BaseModel):
     parent_message_id: str | None = Field(default=None, description="The message whose button made this job.")
     parent_button: str | None = Field(default=None, description="The short name of that button.")
     error: str | None = Field(default=None, description="Why the job failed, in Midjourney's words where it gave them.")
+    warnings: list[str] = Field(
+        default_factory=list, description="Things to know: account trouble, prompt parameters Midjourney may reject."
+    )
     next: str = Field(description="A one-line hint of what to do next.")

@@ -114,7 +114,7 @@ def next_hint(job: Job) -> str:
     return f"Still running: call get_message(message_id='{handle}', wait_seconds=30) to wait for the result."
 
 
-def job_view(job: Job) -> JobView:
+def job_view(job: Job, warnings: list[str] | None = None) -> JobView:
     return JobView(
         message_id=job.handle,
         status=job.status,
@@ -129,11 +129,12 @@ def job_view(job: Job) -> JobView:
         parent_message_id=job.parent_message_id,
         parent_button=job.parent_button,
         error=job.error,
+        warnings=list(warnings or []),
         next=next_hint(job),
     )
 
 
-def summary(view: JobView, account_problem: str | None = None) -> str:
+def summary(view: JobView) -> str:
     lines = [f"{view.kind} {view.status.value}" + (f" {view.progress}%" if view.status == "in_progress" else "")]
     lines.append(f"message_id: {view.message_id}")
     if view.error:
@@ -146,16 +147,18 @@ def summary(view: JobView, account_problem: str | None = None) -> str:
         lines.append(
             "buttons: " + ", ".join(b.name if b.name == b.label else f"{b.label} ({b.name})" for b in view.buttons)
         )
-    if account_problem:
-        lines.append(f"account: needs attention: {account_problem}")
+    lines.extend(f"warning: {w}" for w in view.warnings)
     lines.append(f"next: {view.next}")
     return "\n".join(lines)
 
 
 def render(engine: Engine, job: Job) -> CallToolResult:
-    view = job_view(job)
+    warnings = []
+    if engine.account_problem:
+        warnings.append(f"account needs a person: {engine.account_problem}")
+    view = job_view(job, warnings)
     return CallToolResult(
-        content=[TextContent(type="text", text=summary(view, engine.account_problem))],
+        content=[TextContent(type="text", text=summary(view))],
         structured_content=view.model_dump(mode="json"),
     )
 

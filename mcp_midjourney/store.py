@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -47,6 +49,10 @@ class Job:
     version: int = 0
     _changed: anyio.Event = field(default_factory=anyio.Event, repr=False)
     holds_slot: bool = False
+    account: str | None = None  # the account that sent it (or owns its message)
+    pinned_account: str | None = None  # a button press must go through the account that owns the message
+    command_name: str | None = None  # the slash command, for jobs that may be re-sent on another account
+    body: Callable[..., dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def handle(self) -> str:

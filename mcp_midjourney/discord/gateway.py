@@ -148,13 +148,13 @@ class Gateway:
             ) as exc:
                 log.warning("gateway connection failed: %s", _describe(exc))
             except BaseExceptionGroup as group:  # httpx2's websocket wraps errors in a group
-                fatal = group.subgroup(GatewayFatal)
-                if fatal:
-                    self._fail(str(fatal.exceptions[0]))
+                fatal = _first(group, GatewayFatal)
+                if fatal is not None:
+                    self._fail(str(fatal))
                     return
                 if group.subgroup(lambda e: isinstance(e, anyio.get_cancelled_exc_class())):
                     raise
-                log.warning("gateway connection failed: %s", _describe(group.exceptions[0]))
+                log.warning("gateway connection failed: %s", _describe(_first(group, Exception) or group))
             self._set_ready(False)
             self.reconnects += 1
             # A connection that lived a while earns a fresh backoff; a crash loop backs off up to the cap.
@@ -312,6 +312,18 @@ class Gateway:
         log.error("gateway stopped: %s", reason)
         self.fatal = reason
         self._set_ready(False)
+
+
+def _first(group: BaseExceptionGroup[BaseException], kind: type[BaseException]) -> BaseException | None:
+    """The first leaf exception of a kind in a (nested) exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first(exc, kind)
+            if found is not None:
+                return found
+        elif isinstance(exc, kind):
+            return exc
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -208,6 +208,14 @@ class Simulator:
         author = user_object(user_id or "1012983546824114217", username)
         return self.chat.post(self.chat.compose(channel, content, author=author)).id
 
+    def revoke_account(self, token: str) -> int:
+        """Revoke an account's token: REST answers 401 and its gateway connections close with 4004."""
+        return self.gateway.revoke(token)
+
+    def account_channel(self, token: str) -> str:
+        """The DM channel (with the bot) of an account, where it can run jobs of its own."""
+        return self.world.accounts[token].dm_channel_id
+
     def drop_connections(self, *, abrupt: bool = True, code: int = 4000) -> int:
         """Cut every gateway connection: abruptly (no close frame), or closing it with `code`."""
         return self.gateway.drop_connections(abrupt=abrupt, code=code)

@@ -165,6 +165,20 @@ class Gateway:
                 connection.close(code, reason)
         return len(self.connections)
 
+    def revoke(self, token: str) -> int:
+        """The account's token stops working (revoked, banned): its connections close with 4004."""
+        account = self.world.accounts.pop(token, None)
+        if account is None:
+            return 0
+        for session_id in [k for k, s in self.sessions.items() if s.account is account]:
+            del self.sessions[session_id]
+        closed = 0
+        for connection in list(self.connections):
+            if connection.session is not None and connection.session.account is account:
+                connection.close(4004, "Authentication failed.")
+                closed += 1
+        return closed
+
     def send_reconnect(self) -> int:
         """Op 7 on every connection: the client should reconnect and resume."""
         for connection in list(self.connections):

@@ -246,6 +246,14 @@ class SimulatorServer:
         """See `Simulator.drop_connections`."""
         return self.call(self.simulator.drop_connections, abrupt=abrupt, code=code)
 
+    def revoke_account(self, token: str) -> int:
+        """See `Simulator.revoke_account`."""
+        return self.call(self.simulator.revoke_account, token)
+
+    def account_channel(self, token: str) -> str:
+        """See `Simulator.account_channel`."""
+        return self.call(self.simulator.account_channel, token)
+
     def set_heartbeat_acks(self, enabled: bool) -> None:
         """See `Simulator.set_heartbeat_acks`."""
         self.call(self.simulator.set_heartbeat_acks, enabled)

@@ -1,0 +1,127 @@
+"""The accounts of the pool: each its own REST client, gateway session, channel, slots and health."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .config import AccountSettings, Settings
+from .discord.gateway import Gateway
+from .discord.rest import DiscordHTTPError, DiscordRest
+from .midjourney import CommandNotFound, find_command
+
+Dispatch = Callable[["Account", str, dict[str, Any]], None]
+ReadyHook = Callable[["Account", bool], None]
+
+
+class AccountError(Exception):
+    """An account cannot do what was asked; the message says why and what to do."""
+
+
+class Account:
+    """One Discord account driving Midjourney in one channel."""
+
+    def __init__(
+        self,
+        index: int,
+        spec: AccountSettings,
+        settings: Settings,
+        *,
+        dispatch: Dispatch,
+        on_ready: ReadyHook,
+        wanted_events: frozenset[str],
+        transport: Any = None,
+    ) -> None:
+        self.index = index
+        self.spec = spec
+        self.name = spec.name
+        self.rest = DiscordRest(
+            settings.api_base,
+            spec.token,
+            interaction_interval=settings.interaction_interval,
+            transport=transport,
+        )
+        self.gateway = Gateway(
+            self.rest,
+            spec.token,
+            on_dispatch=lambda event, data: dispatch(self, event, data),
+            on_ready=lambda reconnected: on_ready(self, reconnected),
+            wanted_events=wanted_events,
+        )
+        self.application_id = settings.application_id
+        self.active = 0  # jobs of ours in flight on Discord for this account
+        self.problem: str | None = None  # account-level trouble Midjourney reported (captcha, credits, ban...)
+        self._commands: dict[str, Any] | None = None
+        self.jobs_sent = 0
+
+    @property
+    def channel_id(self) -> str:
+        return self.spec.channel_id
+
+    @property
+    def guild_id(self) -> str | None:
+        return self.spec.guild_id
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs may be in flight on Discord at once: Midjourney's running slots plus its queue."""
+        return self.spec.concurrency + self.spec.queue_size
+
+    @property
+    def down(self) -> str | None:
+        """Why the account takes no work at all, or None."""
+        return self.gateway.fatal or self.problem
+
+    @property
+    def usable(self) -> bool:
+        return self.down is None and self.gateway.ready
+
+    @property
+    def has_slot(self) -> bool:
+        return self.active < self.capacity
+
+    async def command(self, name: str, *, refresh: bool = False) -> dict[str, Any]:
+        """A slash command as the command index gives it now (read once, refreshed when Discord says stale)."""
+        if self._commands is None or refresh:
+            try:
+                self._commands = await self.rest.command_index(guild_id=self.guild_id, channel_id=self.channel_id)
+            except DiscordHTTPError as exc:
+                raise AccountError(describe_rest_error(exc, self)) from None
+        try:
+            return find_command(self._commands, name, self.application_id)
+        except CommandNotFound:
+            raise AccountError(
+                f"Midjourney's /{name} command is not available in the channel of account {self.name!r}. Is the "
+                "Midjourney bot in that server, and can the account use it in that channel?"
+            ) from None
+
+    def status(self) -> dict[str, Any]:
+        """What the agent may see of this account (never its token)."""
+        return {
+            "name": self.name,
+            "channel_id": self.channel_id,
+            "connected": self.gateway.ready,
+            "healthy": self.down is None,
+            "problem": self.down,
+            "jobs_in_flight": self.active,
+            "capacity": self.capacity,
+            "jobs_sent": self.jobs_sent,
+        }
+
+
+def describe_rest_error(exc: DiscordHTTPError, account: Account | None = None) -> str:
+    """Words for the model about a Discord REST error."""
+    from .discord.rest import Forbidden, NotFound, Unauthorized
+
+    who = f" (account {account.name!r})" if account is not None else ""
+    channel = account.channel_id if account is not None else "the configured channel"
+    if isinstance(exc, Unauthorized):
+        return f"Discord rejected the token{who} (401). Set MJ_DISCORD_TOKEN to a valid user token and restart."
+    if isinstance(exc, Forbidden):
+        return (
+            f"The account has no access to channel {channel}{who} (403). Check MJ_CHANNEL_ID and MJ_GUILD_ID, "
+            "and that the account can post there."
+        )
+    if isinstance(exc, NotFound):
+        return f"Discord says the channel or guild does not exist{who} (404). Check MJ_CHANNEL_ID and MJ_GUILD_ID."
+    return f"Discord error{who}: {exc}. Try again in a moment."
