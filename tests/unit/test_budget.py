@@ -1,0 +1,325 @@
+"""The usage budget: exact limits, sliding windows, refunds, persistence, threads and processes sharing a file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+
+from mcp_midjourney.budget import (
+    DAY,
+    HOUR,
+    Budget,
+    BudgetExceeded,
+    BudgetLimits,
+    Limits,
+    budget_from_env,
+    budget_path,
+    state_dir,
+)
+from mcp_midjourney.config import ConfigError
+
+T0 = 1_780_000_000.0  # a fixed "now" (2026-05-28T20:26:40Z)
+
+
+class Clock:
+    """A settable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limits(**values: int | None) -> BudgetLimits:
+    return BudgetLimits(total=Limits(**values))
+
+
+def test_five_per_hour_the_sixth_is_refused_until_the_first_ages_out(tmp_path: Path) -> None:
+    clock = Clock()
+    budget = Budget(limits(jobs_per_hour=5), tmp_path / "budget.json", clock=clock)
+    for step in range(5):
+        clock.now = T0 + step * 60
+        budget.spend("job")
+    clock.now = T0 + 600
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("job")
+    assert refused.value.frees_at == T0 + HOUR
+    message = str(refused.value)
+    assert "5 jobs (upscales included) in the last hour, limit 5 (MJ_MAX_JOBS_PER_HOUR)" in message
+    assert "2026-05-28T21:26:40Z" in message
+    assert "(in 50 min)" in message
+    clock.now = T0 + HOUR - 1
+    with pytest.raises(BudgetExceeded):
+        budget.spend("job")
+    clock.now = T0 + HOUR  # the first spend is exactly one hour old: it no longer counts
+    budget.spend("job")
+
+
+def test_day_window_slides_and_reports_hours(tmp_path: Path) -> None:
+    clock = Clock()
+    budget = Budget(limits(jobs_per_day=2), tmp_path / "budget.json", clock=clock)
+    budget.spend("job")
+    clock.now = T0 + 2 * HOUR
+    budget.spend("job")
+    clock.now = T0 + 3 * HOUR
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("job")
+    assert refused.value.frees_at == T0 + DAY
+    assert "in the last 24 hours" in str(refused.value)
+    assert "(in 21 h 0 min)" in str(refused.value)
+    clock.now = T0 + DAY + 1
+    budget.spend("job")
+
+
+def test_the_binding_limit_is_the_one_that_frees_last(tmp_path: Path) -> None:
+    clock = Clock()
+    budget = Budget(limits(jobs_per_hour=2, jobs_per_day=3), None, clock=clock)
+    budget.spend("job")
+    budget.spend("job")
+    clock.now = T0 + HOUR
+    budget.spend("job")
+    clock.now = T0 + HOUR + 10
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("job")
+    assert refused.value.frees_at == T0 + DAY
+    assert "MJ_MAX_JOBS_PER_DAY" in str(refused.value)
+
+
+def test_refund_gives_the_slot_back(tmp_path: Path) -> None:
+    budget = Budget(limits(jobs_per_hour=1), tmp_path / "budget.json", clock=Clock())
+    spend = budget.spend("job")
+    with pytest.raises(BudgetExceeded):
+        budget.spend("job")
+    budget.refund(spend)
+    assert budget.remaining()["jobs_this_hour"] == 1
+    budget.spend("job")
+    budget.refund(spend)  # refunding twice gives back nothing more than the one spend
+    assert budget.remaining()["jobs_this_hour"] == 0
+
+
+def test_count_spends_several_at_once_or_none(tmp_path: Path) -> None:
+    budget = Budget(limits(jobs_per_hour=5), tmp_path / "budget.json", clock=Clock())
+    spend = budget.spend("job", count=4)
+    with pytest.raises(BudgetExceeded):
+        budget.spend("job", count=2)
+    assert budget.remaining()["jobs_this_hour"] == 1
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("job", count=6)
+    assert "more than the limit allows" in str(refused.value)
+    budget.refund(spend)
+    assert budget.remaining()["jobs_this_hour"] == 5
+
+
+def test_upscales_count_as_jobs_unless_limited_apart() -> None:
+    shared = Budget(limits(jobs_per_hour=2), None, clock=Clock())
+    shared.spend("upscale")
+    shared.spend("job")
+    with pytest.raises(BudgetExceeded):
+        shared.spend("upscale")
+    assert shared.remaining()["upscales_this_hour"] == 0
+    assert shared.describe() == "Budget: jobs left 0/2 this hour (upscales count as jobs)"
+
+    apart = Budget(limits(jobs_per_hour=1, upscales_per_hour=2), None, clock=Clock())
+    apart.spend("job")
+    apart.spend("upscale")
+    apart.spend("upscale")
+    with pytest.raises(BudgetExceeded) as refused:
+        apart.spend("upscale")
+    assert "2 upscales in the last hour, limit 2 (MJ_MAX_UPSCALES_PER_HOUR)" in str(refused.value)
+    assert apart.remaining() == {
+        "jobs_this_hour": 0,
+        "jobs_today": None,
+        "upscales_this_hour": 0,
+        "upscales_today": None,
+    }
+
+
+def test_per_account_and_total_limits() -> None:
+    budget = Budget(
+        BudgetLimits(total=Limits(jobs_per_hour=3), accounts={"a": Limits(jobs_per_hour=1)}), None, clock=Clock()
+    )
+    budget.spend("job", "a")
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("job", "a")
+    assert "for account 'a'" in str(refused.value)
+    budget.spend("job", "b")
+    budget.spend("job", "c")
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("job", "b")
+    assert "3 jobs (upscales included) in the last hour, limit 3" in str(refused.value)
+    assert budget.remaining("a")["jobs_this_hour"] == 0
+
+
+def test_remaining_and_describe() -> None:
+    budget = Budget(limits(jobs_per_hour=5, jobs_per_day=50), None, clock=Clock())
+    budget.spend("job")
+    budget.spend("job")
+    assert budget.remaining() == {
+        "jobs_this_hour": 3,
+        "jobs_today": 48,
+        "upscales_this_hour": 3,
+        "upscales_today": 48,
+    }
+    assert budget.describe() == "Budget: jobs left 3/5 this hour, 48/50 in 24 h (upscales count as jobs)"
+
+
+def test_no_limits_means_no_record_and_no_description(tmp_path: Path) -> None:
+    path = tmp_path / "budget.json"
+    budget = Budget(BudgetLimits(), path)
+    for _ in range(100):
+        budget.spend("job")
+    assert not path.exists()
+    assert budget.describe() is None
+    assert set(budget.remaining().values()) == {None}
+
+
+def test_the_count_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "budget.json"
+    clock = Clock()
+    first = Budget(limits(jobs_per_hour=3), path, clock=clock)
+    first.spend("job")
+    first.spend("job")
+    second = Budget(limits(jobs_per_hour=3), path, clock=clock)
+    assert second.remaining()["jobs_this_hour"] == 1
+    second.spend("job")
+    with pytest.raises(BudgetExceeded):
+        first.spend("job")  # the first instance re-reads the file and sees the other's spend
+    saved = json.loads(path.read_text())
+    assert saved["version"] == 1
+    assert [at for at, _ in saved["spends"]["default"]["job"]] == [T0, T0, T0]
+
+
+def test_old_spends_are_pruned_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "budget.json"
+    clock = Clock()
+    budget = Budget(limits(jobs_per_day=100), path, clock=clock)
+    budget.spend("job")
+    clock.now = T0 + DAY + 5
+    budget.spend("job")
+    assert [at for at, _ in json.loads(path.read_text())["spends"]["default"]["job"]] == [T0 + DAY + 5]
+
+
+def test_fifty_threads_against_a_limit_of_seven(tmp_path: Path) -> None:
+    for path in (None, tmp_path / "budget.json"):
+        budget = Budget(limits(jobs_per_hour=7), path)
+        results: list[bool] = []
+        barrier = threading.Barrier(50)
+
+        def attempt(
+            budget: Budget = budget, results: list[bool] = results, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            try:
+                budget.spend("job")
+                results.append(True)
+            except BudgetExceeded:
+                results.append(False)
+
+        threads = [threading.Thread(target=attempt) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results.count(True) == 7, path
+        assert results.count(False) == 43
+
+
+def _spend_in_process(
+    path: str, tries: int, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue[int]
+) -> None:
+    budget = Budget(limits(jobs_per_hour=7), Path(path))
+    start.wait()
+    won = 0
+    for _ in range(tries):
+        try:
+            budget.spend("job")
+            won += 1
+        except BudgetExceeded:
+            pass
+    out.put(won)
+
+
+def test_processes_sharing_one_file_spend_exactly_the_limit(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    path = tmp_path / "budget.json"
+    start = context.Event()
+    out: multiprocessing.Queue[int] = context.Queue()
+    workers = [context.Process(target=_spend_in_process, args=(str(path), 5, start, out)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    wins = [out.get(timeout=20) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=20)
+    assert sum(wins) == 7
+    assert len(json.loads(path.read_text())["spends"]["default"]["job"]) == 7
+
+
+def test_a_corrupt_file_is_tolerated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "budget.json"
+    path.write_text("{not json")
+    budget = Budget(limits(jobs_per_hour=2), path, clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.budget"):
+        budget.spend("job")
+    assert "is corrupt" in caplog.text
+    assert [at for at, _ in json.loads(path.read_text())["spends"]["default"]["job"]] == [T0]
+
+
+def test_readable_entries_of_a_damaged_file_still_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "budget.json"
+    entries = [[T0 - 10, "a"], "x", None, [T0 - 5, "b"], [float("nan"), "c"], T0 - 1]
+    damaged = {"version": 1, "spends": {"default": {"job": entries, "bogus": [1]}, "b": 3}}
+    path.write_text(json.dumps(damaged))
+    budget = Budget(limits(jobs_per_hour=3), path, clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.budget"):
+        assert budget.remaining()["jobs_this_hour"] == 0  # two pairs and a bare time still count
+    assert "ignored 5 malformed entries" in caplog.text
+
+
+def test_an_unwritable_place_falls_back_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    budget = Budget(limits(jobs_per_hour=1), blocker / "budget.json", clock=Clock())  # a file as the folder
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.budget"):
+        budget.spend("job")
+        with pytest.raises(BudgetExceeded):
+            budget.spend("job")
+
+
+def test_budget_from_env() -> None:
+    assert budget_from_env({}) == BudgetLimits()
+    parsed = budget_from_env(
+        {"MJ_MAX_JOBS_PER_HOUR": "5", "MJ_MAX_JOBS_PER_DAY": " 40 ", "MJ_MAX_UPSCALES_PER_DAY": "0"}
+    )
+    assert parsed.total == Limits(jobs_per_hour=5, jobs_per_day=40, upscales_per_hour=None, upscales_per_day=0)
+    assert budget_from_env({"MJ_MAX_JOBS_PER_HOUR": "unlimited"}).total.jobs_per_hour is None
+    with pytest.raises(ConfigError) as bad:
+        budget_from_env({"MJ_MAX_JOBS_PER_HOUR": "five", "MJ_MAX_UPSCALES_PER_HOUR": "-1"})
+    assert "MJ_MAX_JOBS_PER_HOUR must be a whole number" in str(bad.value)
+    assert "MJ_MAX_UPSCALES_PER_HOUR must be 0 or more" in str(bad.value)
+
+
+def test_zero_forbids_a_kind() -> None:
+    budget = Budget(limits(upscales_per_day=0), None, clock=Clock())
+    budget.spend("job")
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.spend("upscale")
+    assert "limit 0 (MJ_MAX_UPSCALES_PER_DAY)" in str(refused.value)
+
+
+def test_state_dir_per_platform() -> None:
+    home = "/home/u"
+    assert state_dir({"MJ_STATE_DIR": "/srv/mj"}) == Path("/srv/mj")
+    assert state_dir({"HOME": home}, "linux") == Path("/home/u/.local/share/mcp-midjourney")
+    assert state_dir({"HOME": home, "XDG_DATA_HOME": "/data"}, "linux") == Path("/data/mcp-midjourney")
+    assert state_dir({"HOME": home}, "darwin") == Path("/home/u/Library/Application Support/mcp-midjourney")
+    assert state_dir({"LOCALAPPDATA": "C:/Users/u/AppData/Local"}, "win32") == Path(
+        "C:/Users/u/AppData/Local/mcp-midjourney"
+    )
+    assert budget_path({"MJ_STATE_DIR": "/srv/mj"}) == Path("/srv/mj/budget.json")
