@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,9 @@ from .config import AccountSettings, Settings
 from .discord.gateway import Gateway
 from .discord.rest import DiscordHTTPError, DiscordRest
 from .midjourney import CommandNotFound, find_command
+
+# How long an account Midjourney held (captcha, moderation, billing) rests before it is tried again.
+PROBLEM_RETRY_SECONDS = 300.0
 
 Dispatch = Callable[["Account", str, dict[str, Any]], None]
 ReadyHook = Callable[["Account", bool], None]
@@ -51,6 +55,7 @@ class Account:
         self.application_id = settings.application_id
         self.active = 0  # jobs of ours in flight on Discord for this account
         self.problem: str | None = None  # account-level trouble Midjourney reported (captcha, credits, ban...)
+        self.problem_at: float | None = None  # when; the account is tried again PROBLEM_RETRY_SECONDS later
         self._commands: dict[str, Any] | None = None
         self.jobs_sent = 0
 
@@ -70,7 +75,24 @@ class Account:
     @property
     def down(self) -> str | None:
         """Why the account takes no work at all, or None."""
+        if self.gateway.fatal:
+            return self.gateway.fatal
+        if self.problem and self.problem_at is not None and time.monotonic() - self.problem_at > PROBLEM_RETRY_SECONDS:
+            return None  # held long enough: maybe a person fixed it; the next job will tell
+        return self.problem
+
+    @property
+    def trouble(self) -> str | None:
+        """Account trouble the agent must hear about (until a job succeeds on the account again), or None."""
         return self.gateway.fatal or self.problem
+
+    def hold(self, reason: str) -> None:
+        """Midjourney said the account needs a person: take no new work on it for a while."""
+        self.problem, self.problem_at = reason, time.monotonic()
+
+    def cleared(self) -> None:
+        """A job succeeded on the account: whatever held it is over."""
+        self.problem = self.problem_at = None
 
     @property
     def usable(self) -> bool:
@@ -101,8 +123,8 @@ class Account:
             "name": self.name,
             "channel_id": self.channel_id,
             "connected": self.gateway.ready,
-            "healthy": self.down is None,
-            "problem": self.down,
+            "healthy": self.trouble is None,
+            "problem": self.trouble,
             "jobs_in_flight": self.active,
             "capacity": self.capacity,
             "jobs_sent": self.jobs_sent,

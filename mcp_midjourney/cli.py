@@ -1,4 +1,5 @@
-"""Command line: ``serve`` (the default: the MCP server over stdio), ``demo``, ``simulate``.
+"""Command line: ``serve`` (the default: the MCP server over stdio, or ``--transport http``), ``doctor``,
+``demo``, ``simulate``.
 
 Heavy imports happen inside each command so that ``--help`` and the package import stay cheap.
 """
@@ -18,7 +19,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=["stdio"], default="stdio")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="HTTP only: the address to bind (default 127.0.0.1; any other needs MJ_HTTP_TOKEN)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="HTTP only: the port (default 8000)")
+
+    sub.add_parser(
+        "doctor",
+        help="check the configuration, the token, the channel, the gateway and the command index; say what to fix",
+    )
 
     demo = sub.add_parser("demo", help="run the simulator and the server, imagine + U1 + get_message, save images")
     demo.add_argument("prompt", nargs="?", default="a lighthouse in a storm, oil painting")
@@ -32,10 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve() -> int:
+def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) -> int:
     from .config import ConfigError, load_settings, raw_secrets, setup_logging
 
-    secrets: list[str] = []
+    http_token = os.environ.get("MJ_HTTP_TOKEN", "").strip() or None
+    secrets: list[str] = [http_token] if http_token else []
     level = os.environ.get("MJ_LOG_LEVEL", "INFO").upper()
     try:
         settings = load_settings()
@@ -45,6 +58,17 @@ def _serve() -> int:
         secrets.extend(raw_secrets(os.environ))
     setup_logging(level, secrets)
 
+    if transport == "http":
+        from .http import RefusedToStart, run_http
+
+        extra = os.environ.get("MJ_HTTP_ALLOWED_HOSTS", "").split(",")
+        try:
+            run_http(host, port, http_token, extra)
+        except RefusedToStart as exc:
+            print(f"mcp-midjourney: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
     from .server import build_server
 
     build_server().run()
@@ -53,8 +77,14 @@ def _serve() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in (None, "serve"):
+    if args.command is None:
         return _serve()
+    if args.command == "serve":
+        return _serve(args.transport, args.host, args.port)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor()
     if args.command == "demo":
         from .demo import run_demo
 

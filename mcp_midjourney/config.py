@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -22,6 +23,7 @@ _SNOWFLAKE = re.compile(r"^\d{15,21}$")
 
 DEFAULT_API_BASE = "https://discord.com/api/v9"
 DEFAULT_CDN_BASE = "https://cdn.midjourney.com"
+DEFAULT_INPAINT_BASE = f"https://{MIDJOURNEY_BOT_ID}.discordsays.com"
 # Claude Desktop cancels a tool call at about 60 s; a wait must end well before that.
 MAX_WAIT_CEILING = 55.0
 
@@ -50,6 +52,7 @@ class Settings:
     channel_id: str
     api_base: str = DEFAULT_API_BASE
     cdn_base: str = DEFAULT_CDN_BASE
+    inpaint_base: str = DEFAULT_INPAINT_BASE  # Midjourney's web activity, where Vary (Region) jobs are sent
     application_id: str = MIDJOURNEY_BOT_ID
     wait_ceiling: float = 40.0
     default_wait: float = 30.0
@@ -61,6 +64,8 @@ class Settings:
     log_level: str = "INFO"
     store_limit: int = 5000  # finished jobs kept in memory
     accounts: tuple[AccountSettings, ...] = ()
+    allowed_dirs: tuple[Path, ...] = ()  # local folders whose images the agent may upload
+    download_dir: Path | None = None  # where finished images are saved, when set
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def account_list(self) -> tuple[AccountSettings, ...]:
@@ -142,6 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         channel_id=channel,
         api_base=_url(env, "MJ_DISCORD_API_BASE", DEFAULT_API_BASE, problems),
         cdn_base=_url(env, "MJ_CDN_BASE", DEFAULT_CDN_BASE, problems),
+        inpaint_base=_url(env, "MJ_INPAINT_BASE", DEFAULT_INPAINT_BASE, problems),
         application_id=application,
         wait_ceiling=ceiling,
         default_wait=min(ceiling, _float(env, "MJ_DEFAULT_WAIT", 30.0, 0.0, MAX_WAIT_CEILING, problems)),
@@ -149,6 +155,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         concurrency=concurrency,
         queue_size=queue_size,
         accounts=tuple(accounts),
+        allowed_dirs=_folders(env.get("MJ_ALLOWED_DIRS"), problems),
+        download_dir=Path(os.path.expanduser(env["MJ_DOWNLOAD_DIR"])) if env.get("MJ_DOWNLOAD_DIR") else None,
         interaction_interval=_float(env, "MJ_INTERACTION_INTERVAL", 0.35, 0.0, 10.0, problems),
         gateway_ready_timeout=_float(env, "MJ_GATEWAY_READY_TIMEOUT", 20.0, 1.0, 120.0, problems),
         log_level=(env.get("MJ_LOG_LEVEL") or "INFO").upper(),
@@ -159,6 +167,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError("Configuration problem: " + "; ".join(problems) + ".")
     return settings
+
+
+def _folders(raw: str | None, problems: list[str]) -> tuple[Path, ...]:
+    """MJ_ALLOWED_DIRS: folders separated by the OS path separator; the home folder when unset."""
+    if raw is None or not raw.strip():
+        return (Path.home().resolve(),)
+    folders = []
+    for part in raw.split(os.pathsep):
+        if not part.strip():
+            continue
+        folder = Path(os.path.expanduser(part.strip()))
+        if not folder.is_dir():
+            problems.append(f"MJ_ALLOWED_DIRS names {part.strip()!r}, which is not a folder")
+            continue
+        folders.append(folder.resolve())
+    return tuple(folders)
 
 
 def _check_token(token: str, name: str, problems: list[str]) -> None:

@@ -29,6 +29,7 @@ def server_env(sim: Any, **extra: str) -> dict[str, str]:
             "MJ_CHANNEL_ID": sim.channel_id,
             "MJ_DISCORD_API_BASE": sim.api_base,
             "MJ_CDN_BASE": sim.mj_cdn_base,
+            "MJ_INPAINT_BASE": sim.base_url,
             "MJ_INTERACTION_INTERVAL": "0.05",
         }
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -19,8 +21,11 @@ from anyio.abc import TaskGroup
 from . import midjourney as mj
 from .accounts import Account, AccountError, describe_rest_error
 from .config import Settings
+from .discord.cdn import url_expired
+from .discord.gateway import GatewayFatal
 from .discord.rest import DiscordHTTPError, InvalidRequest, NotFound
 from .discord.snowflake import make_snowflake
+from .midjourney.results import describe_prompts, parse_info, parse_modal, shorten_prompts
 from .models import MIDJOURNEY_BOT_ID, NIJI_BOT_ID, JobStatus
 from .store import Job, JobStore
 
@@ -39,12 +44,34 @@ WANTED_EVENTS = frozenset(
         "INTERACTION_IFRAME_MODAL_CREATE",
     }
 )
+# Jobs whose result is words, not images.
+TEXT_KINDS = frozenset({"describe", "shorten", "info", "fast", "relax", "turbo", "settings", "prefer"})
+# Presses whose only effect is Discord's acknowledgement.
+SIDE_EFFECTS = frozenset({"bookmark", "cancel"})
 ProgressHook = Callable[[Job], Awaitable[None]]
 BodyFactory = Callable[[Account, str, "dict[str, Any] | None"], dict[str, Any]]
 
 
 class EngineError(Exception):
     """Something the model must be told, in words it can act on."""
+
+
+def _minted_ms(snowflake: object) -> int | None:
+    """Milliseconds (since Discord's epoch) at which a snowflake was made; None for anything else."""
+    if isinstance(snowflake, str) and snowflake.isdigit():
+        return int(snowflake) >> 22
+    return None
+
+
+def _could_answer(job: Job, message_ms: int | None) -> bool:
+    """Whether a message made at `message_ms` can be an answer to the job (not older than its interaction)."""
+    if message_ms is None:
+        return True
+    discord = _minted_ms(job.interaction_id)  # Discord's own clock: exact
+    if discord is not None:
+        return message_ms >= discord
+    ours = _minted_ms(job.nonce)  # our clock: allow for skew
+    return ours is None or message_ms >= ours - 5_000
 
 
 def _grid(buttons: list[Any]) -> bool:
@@ -73,6 +100,8 @@ class Engine:
         self._tg: TaskGroup | None = None
         self._waiting: list[tuple[Job, anyio.Event]] = []  # jobs waiting for an account slot, oldest first
         self.events_handled = 0
+        self._gone: OrderedDict[str, None] = OrderedDict()  # our jobs' messages Discord deleted (bounded)
+        self._claimed: dict[str, str] = {}  # result message id -> the earlier id it was found for after a restart
 
     @property
     def rest(self) -> Any:
@@ -87,7 +116,9 @@ class Engine:
     @property
     def account_problem(self) -> str | None:
         """Account trouble the agent must hear about, one line; None when every account is fine."""
-        problems = [f"{a.name}: {a.down}" if len(self.accounts) > 1 else str(a.down) for a in self.accounts if a.down]
+        problems = [
+            f"{a.name}: {a.trouble}" if len(self.accounts) > 1 else str(a.trouble) for a in self.accounts if a.trouble
+        ]
         return "; ".join(problems) or None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -119,10 +150,7 @@ class Engine:
             if any(a.usable for a in self.accounts):
                 return
             if all(a.down for a in self.accounts):
-                raise EngineError(
-                    f"No Discord account can be used: {self.account_problem}. Fix the account (check "
-                    "MJ_DISCORD_TOKEN, or do what Midjourney asked in Discord) and restart the server."
-                )
+                raise EngineError(f"No Discord account can take a job now: {self.account_problem}.")
             if time.monotonic() >= deadline:
                 raise EngineError(
                     f"Could not open a Discord gateway session within {self.settings.gateway_ready_timeout:g}s "
@@ -163,24 +191,34 @@ class Engine:
         """Press a button of a message; return the job it starts (or the earlier result of an upscale)."""
         await self.ready()
         parent = await self.get(message_id)
-        if not parent.buttons:
+        buttons = parent.buttons or (parent.progress_buttons if parent.in_flight else [])
+        if not buttons:
             if parent.in_flight:
                 raise EngineError(
                     f"Message {message_id} is a job still running ({parent.status.value}, {parent.progress}%): it has "
                     f"no buttons yet. Wait with get_message(message_id='{parent.handle}', wait_seconds=30)."
                 )
             raise EngineError(f"Message {message_id} has no buttons to press ({parent.error or 'no result'}).")
-        chosen = mj.find_button(parent.buttons, button)
+        chosen = mj.find_button(buttons, button)
         if chosen is None:
-            listing = ", ".join(f"{b.label} ({b.name})" if b.label != b.name else b.name for b in parent.buttons)
+            listing = ", ".join(f"{b.label} ({b.name})" if b.label != b.name else b.name for b in buttons)
             raise EngineError(f"Message {parent.handle} has no button {button!r}. Its buttons are: {listing}.")
         action = mj.button_action(chosen.custom_id)
-        target = parent.result_message_id or message_id
+        target = parent.result_message_id or parent.progress_message_id or message_id
         if action.kind == "upscale" and chosen.name.startswith("U"):
             earlier = self._earlier_press(target, chosen.name)
+            if earlier is None and (chosen.style == 1 or parent.nonce == parent.result_message_id):
+                # Pressed before this server knew the message (a restart): Discord has the answer, as a reply.
+                earlier = await self._earlier_reply(parent, target, chosen.name, action.index)
             if earlier is not None:
                 # Midjourney answers a second press of a used U button with nothing: return the first result.
                 return earlier
+            if chosen.style == 1:  # Discord shows the button as used: a press would get no answer at all
+                raise EngineError(
+                    f"{chosen.name} was already used on message {target}, and Midjourney does not answer a second "
+                    "press. Its result is not among the channel's last 100 messages: find it in Discord, or pick "
+                    "another image."
+                )
         job = Job(
             nonce=make_snowflake(),
             kind=action.kind if action.kind != "unknown" else chosen.name,
@@ -212,10 +250,134 @@ class Engine:
         await self._submit(job)
         return job
 
-    async def get(self, message_id: str) -> Job:
-        """The job behind any id a tool returned; rebuilt from Discord when the store no longer has it."""
+    async def command(
+        self,
+        name: str,
+        options: list[dict[str, Any]],
+        *,
+        prompt: str = "",
+        files: list[tuple[str, bytes]] | None = None,
+        account: str | None = None,
+    ) -> Job:
+        """Run any Midjourney slash command (describe, blend, shorten, info, fast, relax, turbo, ...).
+
+        `files` are uploaded through Discord's attachment flow on the chosen account first; the options refer
+        to them by index, as Discord's type-11 options do.
+        """
+        await self.ready()
+        job = Job(nonce=make_snowflake(), kind=name, prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
+        job.command_name = name
+        job.pinned_account = account
+        uploads: dict[str, list[dict[str, Any]]] = {}
+
+        def body(chosen: Account, nonce: str, cmd: dict[str, Any] | None) -> dict[str, Any]:
+            assert cmd is not None
+            return mj.slash_command(
+                cmd,
+                options,
+                guild_id=chosen.guild_id,
+                channel_id=chosen.channel_id,
+                session_id=chosen.gateway.session_id or "",
+                nonce=nonce,
+                attachments=uploads.get(chosen.name),
+            )
+
+        job.body = body
+        if files:
+            # Uploads belong to one account's channel: pin the job to the account that uploads.
+            owner = self.account(account) if account else self._least_loaded()
+            job.pinned_account = owner.name
+            try:
+                uploads[owner.name] = [
+                    mj.attachment_ref(i, filename, await owner.rest.upload(owner.channel_id, filename, data))
+                    for i, (filename, data) in enumerate(files)
+                ]
+            except DiscordHTTPError as exc:
+                raise EngineError(f"Could not upload the image to Discord: {describe_rest_error(exc, owner)}") from None
+        self.store.add(job)
+        await self._submit(job)
+        return job
+
+    async def image_url_for(self, filename: str, data: bytes) -> str:
+        """A URL Midjourney can read for a local image: uploaded and posted in the channel, its CDN URL."""
+        await self.ready()
+        owner = self._least_loaded()
+        try:
+            uploaded = await owner.rest.upload(owner.channel_id, filename, data)
+            message = await owner.rest.post_message(
+                owner.channel_id, "", [{"id": "0", "filename": filename, "uploaded_filename": uploaded}]
+            )
+        except DiscordHTTPError as exc:
+            raise EngineError(f"Could not upload {filename} to Discord: {describe_rest_error(exc, owner)}") from None
+        attachments = message.get("attachments") or []
+        url = attachments[0].get("url") if attachments and isinstance(attachments[0], dict) else None
+        if not isinstance(url, str):
+            raise EngineError(f"Discord did not return a URL for the uploaded {filename}; try again.")
+        return url
+
+    async def submit_input(self, job: Job, prompt: str, *, mask_png_b64: str | None = None) -> Job:
+        """Answer the modal a job is waiting on (Remix, Custom Zoom) or Vary (Region)'s editor."""
+        modal = job.modal
+        if job.status is not JobStatus.NEEDS_INPUT or modal is None:
+            raise EngineError(f"Job {job.handle} is not waiting for input (status {job.status.value}).")
+        account = self.account(job.account)
+        if modal.iframe:
+            if not mask_png_b64:
+                raise EngineError(
+                    "Vary (Region) needs the region to change: pass region=[left, top, right, bottom] (fractions "
+                    "0-1 of the image) or mask_path (a PNG whose white pixels mark the region)."
+                )
+            try:
+                await account.rest.inpaint(
+                    self.settings.inpaint_base,
+                    {
+                        "customId": modal.custom_id,
+                        "mask": mask_png_b64,
+                        "prompt": prompt,
+                        "userId": "0",
+                        "username": "0",
+                    },
+                )
+            except DiscordHTTPError as exc:
+                raise EngineError(f"Midjourney's region editor refused the job: {exc}") from None
+        else:
+            inputs = {modal.inputs[0][0]: prompt} if modal.inputs else {}
+            nonce = make_snowflake()
+            body = mj.modal_submit(
+                application_id=self.settings.application_id,
+                guild_id=account.guild_id,
+                channel_id=account.channel_id,
+                session_id=account.gateway.session_id or "",
+                nonce=nonce,
+                modal_interaction_id=modal.interaction_id,
+                modal_custom_id=modal.custom_id,
+                inputs=inputs,
+            )
+            self.store.index(job, nonce)
+            try:
+                await account.rest.interaction(body)
+            except DiscordHTTPError as exc:
+                raise EngineError(describe_rest_error(exc, account)) from None
+        job.modal = None
+        job.prompt = prompt or job.prompt
+        job.normalised_prompt = mj.normalise_prompt(job.prompt)
+        job.status = JobStatus.QUEUED
+        job.touch()
+        return job
+
+    def _least_loaded(self) -> Account:
+        usable = [a for a in self.accounts if a.usable] or self.accounts
+        return min(usable, key=lambda a: (a.active / max(1, a.capacity), a.index))
+
+    async def get(self, message_id: str, *, refresh: bool = False) -> Job:
+        """The job behind any id a tool returned; rebuilt from Discord when the store no longer has it.
+
+        With `refresh`, a finished job whose signed image URL has expired is read again from Discord.
+        """
         job = self.store.get(message_id)
         if job is not None:
+            if refresh and job.result_message_id and url_expired(job.image_url):
+                await self._refresh(job)
             return job
         await self.ready()
         last_error: DiscordHTTPError | None = None
@@ -235,12 +397,86 @@ class Engine:
             return self.store.get(message_id) or self._rebuild(account, message)
         if last_error is not None:
             raise EngineError(describe_rest_error(last_error))
+        successor = await self._successor(message_id)
+        if successor is not None:
+            return successor
         raise EngineError(f"No message {message_id} in the Midjourney channel. Use the message_id a tool returned.")
 
-    async def wait(self, job: Job, seconds: float, on_change: ProgressHook | None = None) -> Job:
-        """Wait until the job finishes or needs input, at most `seconds` (capped by the ceiling)."""
+    async def _successor(self, earlier_id: str) -> Job | None:
+        """After a restart (or eviction), the finished job behind an id Discord no longer knows.
+
+        A tool that returned before the result existed gave the job's first message id (deleted when the result
+        arrives) or our nonce (which no Discord message carries). The result itself names neither, so look at our
+        results made after that id that no other job has claimed: one is the answer; several are listed, so the
+        agent can pick by prompt; none means the job failed (Midjourney's errors are visible only to the account,
+        and not over REST) or is older than the channel's last 100 messages.
+        """
+        if _minted_ms(earlier_id) is None:
+            return None
+        found: list[tuple[Account, dict[str, Any]]] = []
+        for account in self.accounts:
+            if account.down:
+                continue
+            try:
+                page = await account.rest.messages(account.channel_id, limit=100, after=earlier_id)
+            except DiscordHTTPError as exc:
+                log.info("could not look for the result of %s: %s", earlier_id, exc)
+                continue
+            me = account.gateway.user_id
+            for msg in reversed(page):  # oldest first
+                author = msg.get("author")
+                content = mj.parse_content(msg.get("content") or "")
+                files = [a for a in msg.get("attachments") or [] if isinstance(a, dict)]
+                if not isinstance(author, dict) or author.get("id") not in BOT_IDS or content.state != "done":
+                    continue
+                if (me and content.user_id != me) or not files or str(msg.get("id")) in self._claimed:
+                    continue
+                known = self.store.get(str(msg.get("id")))
+                if known is not None and known.nonce != known.result_message_id:
+                    continue  # the result of a job this server ran itself: not an orphan
+                found.append((account, msg))
+        if len(found) > 1:
+            prompts = [(m.get("id"), mj.parse_content(m.get("content") or "").prompt or "") for _, m in found[:8]]
+            listing = "; ".join(f"{i} ({p[:60]!r})" for i, p in prompts)
+            raise EngineError(
+                f"Message {earlier_id} was a job still running when this server last answered; it restarted since, "
+                f"and Discord does not say which result it became. Our results made after it: {listing}. Call "
+                "get_message with the one whose prompt is yours."
+            )
+        if not found:
+            return None
+        account, msg = found[0]
+        result_id = str(msg.get("id"))
+        job = self.store.get(result_id) or self._rebuild(account, msg)
+        self._claimed[result_id] = earlier_id
+        self.store.index(job, earlier_id)
+        return job
+
+    async def _refresh(self, job: Job) -> None:
+        """Discord CDN URLs expire after about a day: read the result message again for fresh ones."""
+        account = self.account(job.account)
+        try:
+            message = await account.rest.message(account.channel_id, str(job.result_message_id))
+        except DiscordHTTPError as exc:
+            log.info("could not refresh the image URL of %s: %s", job.handle, exc)
+            return
+        attachments = [a for a in message.get("attachments") or [] if isinstance(a, dict)]
+        if attachments and isinstance(attachments[0].get("url"), str):
+            old = job.image_url
+            job.image_url = attachments[0]["url"]
+            job.image_urls = [job.image_url if u == old else u for u in job.image_urls]
+
+    async def wait(
+        self, job: Job, seconds: float, on_change: ProgressHook | None = None, *, until_input: bool = False
+    ) -> Job:
+        """Wait until the job finishes or needs input, at most `seconds` (capped by the ceiling).
+
+        With `until_input`, also stop at the first sign Midjourney will not ask for input (its first message).
+        """
         deadline = time.monotonic() + max(0.0, min(seconds, self.settings.wait_ceiling))
         while job.in_flight and job.status is not JobStatus.NEEDS_INPUT:
+            if until_input and job.progress_message_id:
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -274,17 +510,7 @@ class Engine:
             account = await self._acquire(job, accepted)
             if account is None:
                 return  # failed while waiting (its account went down); the job says why
-            assert job.body is not None
-            command = await account.command(job.command_name) if job.command_name else None
-            try:
-                await account.rest.interaction(job.body(account, job.nonce, command))
-            except InvalidRequest as exc:
-                if not (exc.stale_command and job.command_name):
-                    raise
-                # Midjourney updated its command: read the index afresh and retry once.
-                log.info("stale /%s version: refreshing the command index", job.command_name)
-                command = await account.command(job.command_name, refresh=True)
-                await account.rest.interaction(job.body(account, job.nonce, command))
+            await self._interact(account, job)
             account.jobs_sent += 1
             job.submitted = True
             job.touch()
@@ -298,6 +524,44 @@ class Engine:
             self._finish(job, error=text)
         finally:
             accepted.set()
+
+    async def _interact(self, account: Account, job: Job) -> None:
+        """Send the job's interaction, healing what Discord may throw at it on the way: a stale command version
+        (refresh the index, retry once), a gateway session that just died (wait for the new one, retry), and an
+        answer lost on the network (resend only if the gateway never echoed our nonce)."""
+        assert job.body is not None
+        command = await account.command(job.command_name) if job.command_name else None
+        refreshed = False
+        for attempt in range(3):
+            if not account.gateway.ready:
+                try:
+                    await account.gateway.wait_ready(self.settings.gateway_ready_timeout)
+                except (GatewayFatal, TimeoutError) as exc:
+                    raise AccountError(f"The Discord gateway of account {account.name!r} is down: {exc}") from None
+            try:
+                body = job.body(account, job.nonce, command)
+                await account.rest.interaction(body, confirm=partial(self._echoed, job))
+                return
+            except InvalidRequest as exc:
+                if exc.stale_command and job.command_name and not refreshed:
+                    # Midjourney updated its command: read the index afresh and retry once.
+                    log.info("stale /%s version: refreshing the command index", job.command_name)
+                    command = await account.command(job.command_name, refresh=True)
+                    refreshed = True
+                elif exc.invalid_session and attempt < 2:
+                    log.info("interaction named a gateway session that just ended: retrying on the new one")
+                    await anyio.sleep(0.5)
+                else:
+                    raise
+
+    async def _echoed(self, job: Job, seconds: float = 1.5) -> bool:
+        """Whether Discord took an interaction whose answer was lost: the gateway echoes its nonce at once."""
+        deadline = time.monotonic() + seconds
+        while job.interaction_id is None and job.progress_message_id is None and job.in_flight:
+            if time.monotonic() >= deadline:
+                return False
+            await anyio.sleep(0.05)
+        return True
 
     async def _acquire(self, job: Job, accepted: anyio.Event) -> Account | None:
         """Wait for a slot on a usable account (the job's own account for a button press)."""
@@ -317,11 +581,22 @@ class Engine:
         """Give free slots to waiting jobs, oldest first; fail jobs no account will ever take."""
         if not self._waiting:
             return
+        # This runs at every submission and every release: once no slot is left anywhere and no account is down,
+        # no later job can be placed or failed, so stop asking (a scan of every waiting job per event was O(n²)).
+        any_down = any(a.down for a in self.accounts)
+        waiting = self._waiting
         still: list[tuple[Job, anyio.Event]] = []
-        for job, granted in self._waiting:
+        for position, (job, granted) in enumerate(waiting):
             if job.status.finished:
                 granted.set()
                 continue
+            if not any_down and not any(a.usable and a.has_slot for a in self.accounts):
+                for rest, rest_granted in waiting[position:]:
+                    if rest.status.finished:
+                        rest_granted.set()
+                    else:
+                        still.append((rest, rest_granted))
+                break
             chosen = self._pick(job)
             if chosen is None:
                 reason = self._never(job)
@@ -395,6 +670,29 @@ class Engine:
                 self._finish(job, error=f"The account running this job stopped mid-job: {reason}")
         self._pump()
 
+    async def _earlier_reply(self, parent: Job, target: str, button_name: str, index: int | None) -> Job | None:
+        """The reply Midjourney made to an earlier press of a U button of `target`, read back from Discord."""
+        account = self.account(parent.account)
+        try:
+            page = await account.rest.messages(account.channel_id, limit=100, after=target)
+        except DiscordHTTPError as exc:
+            log.info("could not look for an earlier %s result of %s: %s", button_name, target, exc)
+            return None
+        for msg in reversed(page):  # oldest first: the first answer
+            reference = msg.get("message_reference")
+            author = msg.get("author")
+            if not isinstance(reference, dict) or reference.get("message_id") != target:
+                continue
+            if not isinstance(author, dict) or author.get("id") not in BOT_IDS:
+                continue
+            if mj.parse_content(msg.get("content") or "").image_index != index:
+                continue
+            job = self.store.get(str(msg.get("id"))) or self._rebuild(account, msg)
+            job.parent_button = job.parent_button or button_name
+            self.store.index(job, f"press:{target}:{button_name}")
+            return job
+        return None
+
     def _earlier_press(self, message_id: str, button_name: str) -> Job | None:
         for job in self.store.running():
             if job.parent_message_id == message_id and job.parent_button == button_name:
@@ -417,7 +715,12 @@ class Engine:
         if data.get("channel_id") != account.channel_id:
             return
         if event == "MESSAGE_DELETE":
-            return  # the progress message is deleted before the result arrives: nothing to do
+            # The progress message is deleted just before the result arrives: remember it, so a result that
+            # carries nothing but its prompt can still find its job (see `_correlate`).
+            deleted = data.get("id")
+            if isinstance(deleted, str) and self.store.get(deleted) is not None:
+                self._mark_gone(deleted)
+            return
         author = data.get("author")
         if isinstance(author, dict):
             if author.get("id") not in BOT_IDS:
@@ -445,8 +748,19 @@ class Engine:
                 error=f"Discord reported that the interaction failed (reason code {code}): Midjourney did not accept "
                 "it. The button may have expired or the bot may be down; try again, or start a new imagine.",
             )
+        elif event in ("INTERACTION_MODAL_CREATE", "INTERACTION_IFRAME_MODAL_CREATE"):
+            modal = parse_modal(data, iframe=event == "INTERACTION_IFRAME_MODAL_CREATE")
+            if modal is not None and job.in_flight:
+                job.modal = modal
+                job.status = JobStatus.NEEDS_INPUT
+                job.touch()
         elif event == "INTERACTION_SUCCESS":
-            job.touch()
+            if job.kind in SIDE_EFFECTS and job.in_flight:
+                # A bookmark or a cancel makes no message of its own: Discord's acknowledgement is the result.
+                job.note = f"{job.parent_button or job.kind} pressed"
+                self._finish(job)
+            else:
+                job.touch()
 
     def _correlate(self, account: Account, msg: dict[str, Any]) -> Job | None:
         """Find the job a bot message belongs to, strongest evidence first (protocol.md §3)."""
@@ -470,27 +784,45 @@ class Engine:
             return None  # another user's job in the same channel
         reference = msg.get("message_reference")
         parent_id = reference.get("message_id") if isinstance(reference, dict) else None
+        # A message that names an interaction we do not know can only be a job's whose interaction we never saw.
+        unknown_interaction = any(
+            isinstance(meta, dict) and isinstance(meta.get("id"), str)
+            for meta in (msg.get("interaction_metadata"), msg.get("interaction"))
+        )
+        made = _minted_ms(message_id)
         candidates = sorted(
             (
                 j
                 for j in store.running()
-                if j.submitted and j.result_message_id is None and j.account in (None, account.name)
+                if j.submitted
+                and j.result_message_id is None
+                and j.account in (None, account.name)
+                and j.job_uuid is None  # a job whose uuid we know is matched by it, not guessed
+                and not (unknown_interaction and j.interaction_id)
+                and (j.progress_message_id is None or j.progress_message_id in self._gone)
+                and _could_answer(j, made)
             ),
             key=lambda j: j.created,
         )
         if parent_id:
             for job in candidates:
-                if job.parent_message_id != parent_id or job.progress_message_id:
+                if job.parent_message_id != parent_id:
                     continue
                 if job.parent_index is None or content.image_index in (None, job.parent_index):
                     return job
         if content.prompt is not None:
-            # Last resort: the oldest running job of ours with the same prompt that has no message yet.
+            # Last resort: the oldest running job of ours with the same prompt that has no message of its own (or
+            # whose message Discord deleted, as it does just before the result).
             wanted = mj.normalise_prompt(content.prompt)
             for job in candidates:
-                if job.progress_message_id is None and job.job_uuid is None and job.normalised_prompt == wanted:
+                if job.normalised_prompt == wanted and not (parent_id and job.parent_message_id != parent_id):
                     return job
         return None
+
+    def _mark_gone(self, message_id: str) -> None:
+        self._gone[message_id] = None
+        while len(self._gone) > 10_000:
+            self._gone.popitem(last=False)
 
     def _on_message(self, account: Account, msg: dict[str, Any]) -> None:
         job = self._correlate(account, msg)
@@ -519,13 +851,19 @@ class Engine:
                 reason = f"{verdict.title}: {verdict.description}".strip().rstrip(":")
                 self._finish(job, error=f"Midjourney refused the job. {reason}")
                 if verdict.account_problem:
-                    account.problem = reason
-                    self._account_down(account)
+                    # Held, not dead: jobs already running carry on (their results still come); new work waits
+                    # for another account, or fails saying what a person must do.
+                    account.hold(f"{reason} ({mj.account_advice(verdict)})")
+                    log.warning("account %s held by Midjourney: %s", account.name, verdict.title)
+                    self._pump()
                 return
         content_text = msg.get("content") or ""
         failure = mj.plain_failure(content_text)
         if failure:
             self._finish(job, error=f"Midjourney could not run the job: {failure}")
+            return
+        if job.kind in TEXT_KINDS:
+            self._text_result(job, msg, content_text)
             return
         content = mj.parse_content(content_text)
         attachments = [a for a in msg.get("attachments") or [] if isinstance(a, dict)]
@@ -534,14 +872,17 @@ class Engine:
         if done and final_image is not None:
             self._complete(job, msg, final_image)
         elif content.state == "waiting":
-            job.progress_message_id = message_id
-            job.status = JobStatus.QUEUED
+            job.progress_message_id = job.progress_message_id or message_id
+            if job.status is not JobStatus.IN_PROGRESS:  # a late or repeated first message never goes back
+                job.status = JobStatus.QUEUED
             job.touch()
         elif content.state == "progress":
             job.progress_message_id = job.progress_message_id or message_id
             job.status = JobStatus.IN_PROGRESS
             job.queued_note = None
             job.progress = max(job.progress, min(99, content.progress or 0))
+            if msg.get("components"):
+                job.progress_buttons = mj.parse_buttons(msg.get("components") or [])
             if attachments:
                 job.preview_url = attachments[0].get("url") or job.preview_url
             job.touch()
@@ -551,6 +892,33 @@ class Engine:
             job.status = JobStatus.QUEUED
             job.queued_note = "Midjourney paused the job (relax queue)"
             job.touch()
+
+    def _text_result(self, job: Job, msg: dict[str, Any], content: str) -> None:
+        """Answers in words: /describe's and /shorten's prompts, /info's facts, a mode switch's reply."""
+        job.progress_message_id = job.progress_message_id or str(msg.get("id"))
+        if job.kind == "describe":
+            job.prompts = describe_prompts(msg)
+            done = bool(job.prompts)
+        elif job.kind == "shorten":
+            job.prompts = shorten_prompts(msg)
+            done = bool(job.prompts)
+        elif job.kind == "info":
+            job.info = parse_info(msg)
+            done = job.info is not None
+        else:
+            job.note = content.strip() or None
+            done = job.note is not None
+        if not done:
+            job.status = JobStatus.IN_PROGRESS
+            job.touch()
+            return
+        job.result_message_id = str(msg.get("id"))
+        self.store.index(job, job.result_message_id)
+        job.buttons = mj.parse_buttons(msg.get("components") or [])
+        image = next((e.get("image") for e in msg.get("embeds") or [] if isinstance(e, dict)), None)
+        if isinstance(image, dict) and isinstance(image.get("url"), str):
+            job.image_url = image["url"]
+        self._finish(job)
 
     def _complete(self, job: Job, msg: dict[str, Any], image: dict[str, Any]) -> None:
         job.result_message_id = str(msg.get("id"))
@@ -567,6 +935,9 @@ class Engine:
         job.queued_note = None
         if job.parent_message_id and job.parent_button:
             self.store.index(job, f"press:{job.parent_message_id}:{job.parent_button}")
+        owner = self.account(job.account)
+        if job.submitted and owner.problem_at is not None and job.created > owner.problem_at:
+            owner.cleared()  # a job sent after Midjourney held the account succeeded: the hold is over
         self._finish(job)
 
     def _rebuild(self, account: Account, msg: dict[str, Any]) -> Job:
@@ -603,11 +974,18 @@ class Engine:
         except DiscordHTTPError as exc:
             log.warning("could not reconcile jobs of account %s after a new session: %s", account.name, exc)
             return
+        # Our jobs' messages missing from the page were deleted: their results may be on it, with nothing but the
+        # prompt to say whose they are (the uuid came only in the progress updates we missed).
+        shown = {str(m.get("id")) for m in messages}
+        # A full page reaches back only so far: below its oldest message, absent does not mean deleted.
+        oldest = min((int(i) for i in shown if i.isdigit()), default=0) if len(messages) >= 100 else 0
+        for job in self.store.running():
+            first = job.progress_message_id or ""
+            if job.account == account.name and first.isdigit() and first not in shown and int(first) > oldest:
+                self._mark_gone(first)
         for msg in reversed(messages):  # Discord returns newest first
-            author = msg.get("author")
-            if isinstance(author, dict) and author.get("id") in BOT_IDS:
-                msg.setdefault("channel_id", account.channel_id)
-                self._on_message(account, msg)
+            msg.setdefault("channel_id", account.channel_id)
+            self.dispatch_from(account, "MESSAGE_CREATE", msg)  # the same checks as a live event; never raises
 
     async def _watchdog(self) -> None:
         """Fail jobs that made no progress for `job_timeout` seconds: nothing stays in progress forever."""

@@ -7,8 +7,35 @@ Everything here is plain data. It imports nothing from the rest of the package s
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def lean_schema(schema: dict[str, Any], *, keep_defaults: bool = False) -> None:
+    """Keep schemas short: they are sent to the model with the tool list on every turn.
+
+    Drops pydantic's titles (and, for outputs, empty defaults), and writes ``anyOf: [{type: X}, {type: null}]``
+    as the equivalent ``type: [X, "null"]``.
+    """
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        if not keep_defaults and "default" in prop and prop["default"] in (None, [], ""):
+            del prop["default"]
+        options = prop.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            other = next(o for o in options if o != {"type": "null"})
+            if set(other) == {"type"} and isinstance(other["type"], str):
+                del prop["anyOf"]
+                prop["type"] = [other["type"], "null"]
+
+
+def _lean_output(schema: dict[str, Any]) -> None:
+    lean_schema(schema)
+
+
+LEAN = ConfigDict(json_schema_extra=_lean_output)
 
 MIDJOURNEY_BOT_ID = "936929561302675456"
 NIJI_BOT_ID = "1022952195194359889"
@@ -43,35 +70,68 @@ class Button(BaseModel):
 
 
 class ButtonView(BaseModel):
-    """A button as the model sees it: what to pass to press_button."""
+    """A button: pass its name (or label) to press_button."""
+
+    model_config = LEAN
 
     label: str
     name: str
 
 
 class JobView(BaseModel):
-    """The state of one Midjourney job, as every tool returns it."""
+    """One Midjourney job."""
+
+    model_config = LEAN
 
     message_id: str = Field(
-        description="The id to pass to press_button / get_message. Once the job has its result this is the "
-        "Discord id of the result message, which is stable and survives a server restart."
+        description="Pass this to press_button / get_message. Once there is a result: the result message's "
+        "Discord id, stable across restarts."
     )
     status: JobStatus
-    progress: int = Field(ge=0, le=100, description="Percent done, 0-100.")
-    kind: str = Field(description="What made this job: imagine, upscale, variation, reroll, zoom, pan, ...")
-    prompt: str = Field(description="The prompt as sent (Midjourney's echo may differ slightly).")
-    job_uuid: str | None = Field(default=None, description="Midjourney's job id (also in its image URLs).")
-    image_url: str | None = Field(default=None, description="The result image (the 2x2 grid for a grid job).")
+    progress: int = Field(ge=0, le=100, description="Percent done.")
+    kind: str = Field(description="imagine, upscale, variation, reroll, zoom, pan, describe, blend, ...")
+    prompt: str = Field(description="The prompt as sent.")
+    job_uuid: str | None = Field(default=None, description="Midjourney's job id.")
+    image_url: str | None = Field(default=None, description="The result image (the whole grid for a grid).")
     image_urls: list[str] = Field(
         default_factory=list,
-        description="For a grid, the four single images (1..4, left-to-right, top-to-bottom).",
+        description="A grid's four images: 1 top-left .. 4 bottom-right.",
     )
-    preview_url: str | None = Field(default=None, description="Low-resolution preview while the job runs.")
-    buttons: list[ButtonView] = Field(default_factory=list, description="Buttons you may press next.")
-    parent_message_id: str | None = Field(default=None, description="The message whose button made this job.")
-    parent_button: str | None = Field(default=None, description="The short name of that button.")
-    error: str | None = Field(default=None, description="Why the job failed, in Midjourney's words where it gave them.")
-    warnings: list[str] = Field(
-        default_factory=list, description="Things to know: account trouble, prompt parameters Midjourney may reject."
-    )
-    next: str = Field(description="A one-line hint of what to do next.")
+    preview_url: str | None = Field(default=None, description="Low-resolution image while running.")
+    buttons: list[ButtonView] = Field(default_factory=list, description="What press_button accepts next.")
+    parent_message_id: str | None = Field(default=None, description="The message pressed to make this job.")
+    parent_button: str | None = Field(default=None, description="The button pressed.")
+    error: str | None = Field(default=None, description="Why it failed, in Midjourney's words.")
+    prompts: list[str] = Field(default_factory=list, description="Prompts /describe suggests.")
+    input_prompt: str | None = Field(default=None, description="needs_input: the pre-filled prompt to edit.")
+    note: str | None = Field(default=None, description="Midjourney's reply in words.")
+    files: list[str] = Field(default_factory=list, description="Saved copies (MJ_DOWNLOAD_DIR).")
+    budget: str | None = Field(default=None, description="Usage budget left.")
+    warnings: list[str] = Field(default_factory=list, description="Account trouble, risky parameters.")
+    next: str = Field(description="What to do next.")
+
+
+class PromptCheckView(BaseModel):
+    """A prompt checked locally, before any job is sent."""
+
+    model_config = LEAN
+
+    ok: bool = Field(description="True when Midjourney should accept the prompt's parameters.")
+    errors: list[str] = Field(default_factory=list, description="What must change, each with a corrected example.")
+    warnings: list[str] = Field(default_factory=list, description="What may be a problem (unknown parameters...).")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="The parameters, by canonical name.")
+    text: str = Field(description="The prompt's words without parameters.")
+    image_urls: list[str] = Field(default_factory=list, description="The leading image prompts.")
+    jobs: int = Field(description="How many jobs the prompt runs (--repeat and {a, b} permutations).")
+    shortened: list[str] = Field(default_factory=list, description="Midjourney's /shorten variants, if asked.")
+    budget: str | None = Field(default=None, description="What the usage budget has left, when one is set.")
+
+
+class AccountsView(BaseModel):
+    """The Discord accounts the server drives."""
+
+    model_config = LEAN
+
+    accounts: list[dict[str, Any]] = Field(description="Each account: name, connected, healthy, load, info.")
+    budget: str | None = Field(default=None, description="What the usage budget has left, when one is set.")
+    problems: str | None = Field(default=None, description="Account trouble a person must fix, if any.")

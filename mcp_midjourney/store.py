@@ -53,6 +53,12 @@ class Job:
     pinned_account: str | None = None  # a button press must go through the account that owns the message
     command_name: str | None = None  # the slash command, for jobs that may be re-sent on another account
     body: Callable[..., dict[str, Any]] | None = field(default=None, repr=False)
+    progress_buttons: list[Button] = field(default_factory=list)  # the running job's Cancel button
+    modal: Any = None  # the `Modal` Midjourney opened for this job (status needs_input)
+    prompts: list[str] = field(default_factory=list)  # /describe's or /shorten's answer
+    info: dict[str, Any] | None = None  # /info's facts
+    note: str | None = None  # a reply in words (mode switches, confirmations)
+    files: list[str] = field(default_factory=list)  # local copies in MJ_DOWNLOAD_DIR
 
     @property
     def handle(self) -> str:

@@ -16,16 +16,32 @@ from typing import Any
 
 import anyio
 import httpx2
-from httpx2.websockets import AsyncWebSocketSession, HTTPXWSException, WebSocketDisconnect
+from httpx2.websockets import (
+    AsyncWebSocketSession,
+    HTTPXWSException,
+    WebSocketDisconnect,
+    WebSocketInvalidTypeReceived,
+)
 from pydantic import SecretStr
 
 from .rest import USER_AGENT, DiscordHTTPError, DiscordRest, Unauthorized
 
 log = logging.getLogger(__name__)
 
-# Close codes after which reconnecting cannot help (authentication failed, bad shard/intents/version).
-FATAL_CLOSE_CODES = {4004: "authentication failed: the Discord token is invalid or revoked"} | {
-    code: f"Discord closed the gateway with final code {code}" for code in range(4010, 4015)
+# Close codes after which reconnecting cannot help (authentication failed, bad shard/intents/version): the
+# account stops, and its words reach the agent, so each says what a person must do.
+FATAL_CLOSE_CODES = {
+    4004: "authentication failed: the Discord token is invalid or revoked. Set a fresh user token "
+    "(MJ_DISCORD_TOKEN, or the account's token in MJ_ACCOUNTS) and restart the server",
+    4010: "Discord closed the gateway with code 4010 (invalid shard): this client sent a bad IDENTIFY; "
+    "update mcp-midjourney",
+    4011: "Discord closed the gateway with code 4011 (sharding required): a user account should never get this; "
+    "check that the token is a user token, not a bot token",
+    4012: "Discord closed the gateway with code 4012 (invalid API version): update mcp-midjourney",
+    4013: "Discord closed the gateway with code 4013 (invalid intents): check that the token is a user token, "
+    "not a bot token, and update mcp-midjourney",
+    4014: "Discord closed the gateway with code 4014 (disallowed intents): check that the token is a user token, "
+    "not a bot token",
 }
 # Codes after which the session is gone and we must identify afresh.
 SESSION_LOST_CODES = {4007, 4009}
@@ -103,7 +119,10 @@ class Gateway:
         self.last_ack: float | None = None
         self.reconnects = 0
         self.events_received = 0
+        self.malformed_frames = 0
         self._had_session = False
+        self._reached_ready = False  # the current connection got READY or RESUMED
+        self._recent_connects: list[float] = []
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -127,9 +146,10 @@ class Gateway:
 
     async def run(self) -> None:
         """Connect, and keep reconnecting until a final close or cancellation."""
-        backoff = 1.0
+        failures = 0  # connections in a row that never got READY/RESUMED
         while True:
-            started = time.monotonic()
+            self._reached_ready = False
+            self._recent_connects = [t for t in self._recent_connects if t > time.monotonic() - 60] + [time.monotonic()]
             try:
                 await self._connect_once()
             except GatewayFatal as exc:
@@ -157,17 +177,30 @@ class Gateway:
                 log.warning("gateway connection failed: %s", _describe(_first(group, Exception) or group))
             self._set_ready(False)
             self.reconnects += 1
-            # A connection that lived a while earns a fresh backoff; a crash loop backs off up to the cap.
-            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, self._max_backoff)
-            delay = (
-                random.uniform(0.1, 1.0) if self._resume_url and self.session_id else backoff * random.uniform(0.5, 1)
-            )
+            failures = 0 if self._reached_ready else failures + 1
+            delay = self.reconnect_delay(failures, len(self._recent_connects))
+            log.info("gateway reconnecting in %.2fs (%s)", delay, "resume" if self._can_resume else "identify")
             await anyio.sleep(delay)
+
+    def reconnect_delay(self, failures: int, recent: int) -> float:
+        """Seconds before the next connection: at once (with jitter) after a healthy one dropped; exponential
+        backoff with jitter, capped, while connections keep failing; never a tight loop of identifies."""
+        if failures == 0:
+            delay = random.uniform(0.05, 0.5)
+        else:
+            delay = min(self._max_backoff, 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
+        if recent > 10:  # more than 10 connections in a minute: something is wrong, slow right down
+            delay = max(delay, random.uniform(5.0, 10.0))
+        return delay
+
+    @property
+    def _can_resume(self) -> bool:
+        return bool(self.session_id and self._resume_url and self.seq is not None)
 
     # --- one connection ------------------------------------------------------------------------------------
 
     async def _connect_once(self) -> None:
-        resuming = bool(self.session_id and self._resume_url and self.seq is not None)
+        resuming = self._can_resume
         if resuming:
             base = self._resume_url
         else:
@@ -230,17 +263,22 @@ class Gateway:
             except WebSocketDisconnect as exc:
                 self._on_close(exc.code, exc.reason)
                 return
+            except WebSocketInvalidTypeReceived:
+                self._malformed("a binary frame")
+                continue
             try:
                 message = json.loads(raw)
             except ValueError:
-                log.warning("gateway sent a frame that is not JSON; ignored")
+                self._malformed("a frame that is not JSON")
                 continue
             if not isinstance(message, dict):
+                self._malformed("a frame that is not a JSON object")
                 continue
             op = message.get("op")
             if op == 0:
                 seq = message.get("s")
-                if isinstance(seq, int):
+                # Keep the highest sequence seen (a late or repeated frame must not move it back); READY starts anew.
+                if isinstance(seq, int) and (message.get("t") == "READY" or self.seq is None or seq > self.seq):
                     self.seq = seq
                 self._handle_dispatch(message.get("t"), message.get("d"))
             elif op == 11:
@@ -253,15 +291,24 @@ class Gateway:
                 await ws.close(RESUMABLE_CLOSE, "reconnect requested")
                 return
             elif op == 9:
+                # No interaction may name this session any more: stop taking work until the new one is ready.
+                self._set_ready(False)
                 if not message.get("d"):
                     log.info("gateway session invalidated (op 9): identifying anew")
                     self._forget_session()
+                else:
+                    log.info("gateway session interrupted (op 9, resumable): resuming")
                 await anyio.sleep(random.uniform(1, 3))
                 await ws.close(RESUMABLE_CLOSE, "invalid session")
                 return
 
+    def _malformed(self, what: str) -> None:
+        self.malformed_frames += 1
+        log.warning("gateway sent %s; ignored", what)
+
     def _handle_dispatch(self, event: Any, data: Any) -> None:
         if not isinstance(event, str) or not isinstance(data, dict):
+            self._malformed("a dispatch without an event name or data")
             return
         self.events_received += 1
         if event == "READY":
@@ -272,6 +319,7 @@ class Gateway:
             reconnected = self._had_session
             self._had_session = True
             log.info("gateway ready (session established)")
+            self._reached_ready = True
             self._set_ready(True)
             if self._on_ready:
                 # A new session after an earlier one means events may have been missed: the engine reconciles.
@@ -279,6 +327,7 @@ class Gateway:
             return
         if event == "RESUMED":
             log.info("gateway session resumed")
+            self._reached_ready = True
             self._set_ready(True)
             return
         if self._wanted is not None and event not in self._wanted:

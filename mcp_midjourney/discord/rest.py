@@ -11,6 +11,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +57,17 @@ class InvalidRequest(DiscordHTTPError):
     def stale_command(self) -> bool:
         return any("INVALID_VERSION" in e or "UNKNOWN_APPLICATION_COMMAND" in e for e in self.errors)
 
+    @property
+    def invalid_session(self) -> bool:
+        """The interaction named a gateway session Discord no longer knows (sent across a reconnect)."""
+        return any("SESSION_ID" in e for e in self.errors)
+
 
 class DiscordUnavailable(DiscordHTTPError):
     """Discord could not be reached or kept failing (network errors, 5xx, a Cloudflare block)."""
+
+
+Confirm = Callable[[], Awaitable[bool]]
 
 
 @dataclass
@@ -116,6 +125,7 @@ class DiscordRest:
         self._buckets: dict[str, _Bucket] = {}
         self._route_bucket: dict[str, str] = {}
         self._global_until = 0.0
+        self._route_until: dict[str, float] = {}  # routes told to wait by a 429 that named no bucket
         self._pace_lock = anyio.Lock()
         self._last_interaction = 0.0
         self.requests: Counter[str] = Counter()  # "METHOD /route" -> count, for benchmarks and tests
@@ -162,16 +172,57 @@ class DiscordRest:
         data = await self.request("GET", f"/channels/{channel_id}/messages/{message_id}")
         return data if isinstance(data, dict) else {}
 
-    async def interaction(self, body: dict[str, Any]) -> None:
-        """``POST /interactions``: Discord answers 204 and the result comes on the gateway."""
+    async def interaction(self, body: dict[str, Any], *, confirm: Confirm | None = None) -> None:
+        """``POST /interactions``: Discord answers 204 and the result comes on the gateway.
+
+        An interaction is not idempotent: after an answer that leaves it unknown whether Discord took it (the
+        connection dropped mid-request, a 5xx), `confirm` is asked (e.g. "did the gateway echo our nonce?") and
+        the request is sent again only if it says no. Without `confirm` such a failure raises.
+        """
         async with self._pace_lock:
             wait = self._last_interaction + self._interval - time.monotonic()
             if wait > 0:
                 await anyio.sleep(wait)
             try:
-                await self.request("POST", "/interactions", json=body, idempotent=False)
+                await self.request("POST", "/interactions", json=body, idempotent=False, confirm=confirm)
             finally:
                 self._last_interaction = time.monotonic()
+
+    async def upload(self, channel_id: str, filename: str, data: bytes) -> str:
+        """Discord's attachment flow: ask for an upload slot, PUT the bytes there; return the uploaded filename."""
+        slots = await self.request(
+            "POST",
+            f"/channels/{channel_id}/attachments",
+            json={"files": [{"id": "0", "filename": filename, "file_size": len(data)}]},
+        )
+        slot = (slots or {}).get("attachments", [None])[0] if isinstance(slots, dict) else None
+        if not isinstance(slot, dict) or not slot.get("upload_url") or not slot.get("upload_filename"):
+            raise DiscordUnavailable(200, "Discord gave no upload slot for the attachment")
+        # The upload URL is a signed storage URL: it takes no Authorization header.
+        response = await self._client.put(str(slot["upload_url"]), content=data, headers={"Authorization": ""})
+        self.requests["PUT upload"] += 1
+        if response.status_code >= 400:
+            status = response.status_code
+            raise DiscordUnavailable(status, f"the attachment upload failed with HTTP {status}")
+        return str(slot["upload_filename"])
+
+    async def post_message(self, channel_id: str, content: str, attachments: list[dict[str, Any]]) -> dict[str, Any]:
+        """Post a message (with uploaded attachments) in a channel; return the message Discord made."""
+        body = {"content": content, "attachments": attachments, "nonce": None, "tts": False}
+        data = await self.request("POST", f"/channels/{channel_id}/messages", json=body, idempotent=False)
+        return data if isinstance(data, dict) else {}
+
+    async def inpaint(self, base: str, payload: dict[str, Any]) -> None:
+        """Vary (Region): Midjourney's web activity takes the mask and prompt outside Discord's API."""
+        self.requests["POST inpaint"] += 1
+        try:
+            response = await self._client.post(f"{base.rstrip('/')}/inpaint/api/submit-job", json=payload)
+        except httpx2.HTTPError as exc:
+            raise DiscordUnavailable(
+                0, f"cannot reach Midjourney's region editor at {base}: {type(exc).__name__}"
+            ) from None
+        if response.status_code >= 400:
+            raise DiscordHTTPError(response.status_code, f"HTTP {response.status_code} from the region editor")
 
     # --- the machinery ------------------------------------------------------------------------------------
 
@@ -187,7 +238,7 @@ class DiscordRest:
 
     async def _respect_limits(self, route: str) -> None:
         now = time.monotonic()
-        wait = self._global_until - now
+        wait = max(self._global_until, self._route_until.get(route, 0.0)) - now
         bucket_id = self._route_bucket.get(route)
         bucket = self._buckets.get(bucket_id) if bucket_id else None
         if bucket and bucket.remaining == 0 and bucket.reset_at > now:
@@ -217,8 +268,14 @@ class DiscordRest:
         json: Any = None,
         params: dict[str, Any] | None = None,
         idempotent: bool = True,
+        confirm: Confirm | None = None,
     ) -> Any:
-        """Send one request, handling limits and retries; return the decoded JSON (None for 204)."""
+        """Send one request, handling limits and retries; return the decoded JSON (None for 204).
+
+        429s are waited out (per bucket, per route, or globally; a Cloudflare HTML 429 like a global one) up to
+        a cap; 5xx and network errors are retried with capped, jittered backoff. A request that is not
+        idempotent is retried after such an error only when `confirm` says Discord did not take it.
+        """
         route = self.route_key(method, path)
         attempt = 0
         while True:
@@ -242,24 +299,25 @@ class DiscordRest:
                 await anyio.sleep(self._backoff(attempt))
                 continue
             except httpx2.HTTPError as exc:
-                if not idempotent or attempt > self._max_retries:
-                    raise DiscordUnavailable(0, f"request to Discord failed: {type(exc).__name__}") from None
-                await anyio.sleep(self._backoff(attempt))
+                failure = DiscordUnavailable(0, f"request to Discord failed: {type(exc).__name__}")
+                log.warning("%s on %s (attempt %d)", type(exc).__name__, route, attempt)
+                if await self._give_up(failure, attempt, idempotent, confirm):
+                    return None
                 continue
 
             self._learn_limits(route, response)
             status = response.status_code
             if status == 429:
-                delay = self._retry_after(response)
+                delay = self._rate_limited(route, response)
                 if attempt > self._max_retries + 4 or delay > self._max_wait:
                     raise DiscordUnavailable(429, f"Discord rate limit: retry after {delay:.0f}s")
                 log.warning("429 on %s (%s): retrying in %.2fs", route, self._scope(response), delay)
-                await anyio.sleep(delay)
                 continue
             if status >= 500:
-                if attempt > self._max_retries:
-                    raise DiscordUnavailable(status, f"Discord kept failing with HTTP {status}")
-                await anyio.sleep(self._backoff(attempt))
+                failure = DiscordUnavailable(status, f"Discord kept failing with HTTP {status}")
+                log.warning("HTTP %d on %s (attempt %d)", status, route, attempt)
+                if await self._give_up(failure, attempt, idempotent, confirm):
+                    return None
                 continue
             if status < 400 and (status == 204 or not response.content):
                 return None
@@ -270,24 +328,56 @@ class DiscordRest:
                     raise DiscordUnavailable(status, f"Discord sent a body that is not JSON on {route}") from None
             raise self._error(status, response)
 
-    def _retry_after(self, response: httpx2.Response) -> float:
+    async def _give_up(
+        self, failure: DiscordUnavailable, attempt: int, idempotent: bool, confirm: Confirm | None
+    ) -> bool:
+        """After an error that may or may not have reached Discord: True = it did (stop, success), False = retry.
+
+        Raises `failure` when retrying is not allowed or the retries are spent.
+        """
+        if not idempotent:
+            if confirm is None:
+                raise failure
+            if await confirm():
+                return True
+        if attempt > self._max_retries:
+            raise failure
+        await anyio.sleep(self._backoff(attempt))
+        return False
+
+    def _rate_limited(self, route: str, response: httpx2.Response) -> float:
+        """Read a 429 and record how long its scope must wait; returns the delay in seconds."""
         try:
-            body = response.json()
+            body: Any = response.json()
         except ValueError:
             body = None
+        headers = response.headers
         value: Any = body.get("retry_after") if isinstance(body, dict) else None
         if value is None:
-            value = response.headers.get("retry-after", "1")
+            value = headers.get("retry-after")
         try:
-            delay = float(value)
+            delay = max(0.0, float(value))
         except (TypeError, ValueError):
-            delay = 1.0
-        if isinstance(body, dict) and body.get("global"):
-            self._global_until = time.monotonic() + delay
-        elif body is None:
-            # An HTML 429 is Cloudflare, not Discord: back off harder.
-            delay = max(delay, 5.0)
-        return max(delay, 0.0)
+            delay = -1.0
+        until = time.monotonic()
+        if not isinstance(body, dict):
+            # An HTML 429 is Cloudflare, not Discord: it blocks every request from here, so wait globally, and
+            # without a Retry-After wait a good while.
+            delay = delay if delay >= 0 else 5.0
+            self._global_until = max(self._global_until, until + delay)
+            return delay
+        delay = delay if delay >= 0 else 1.0
+        if body.get("global") or headers.get("x-ratelimit-global") or headers.get("x-ratelimit-scope") == "global":
+            self._global_until = max(self._global_until, until + delay)
+            return delay
+        bucket_id = headers.get("x-ratelimit-bucket")
+        bucket = self._buckets.get(bucket_id) if bucket_id else None
+        if bucket is not None:
+            bucket.remaining = 0
+            bucket.reset_at = max(bucket.reset_at, until + delay)
+        else:
+            self._route_until[route] = until + delay
+        return delay
 
     @staticmethod
     def _scope(response: httpx2.Response) -> str:
@@ -297,7 +387,7 @@ class DiscordRest:
 
     @staticmethod
     def _backoff(attempt: int) -> float:
-        return min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random())
+        return min(8.0, 0.25 * 2.0 ** (attempt - 1)) * (0.5 + random.random())
 
     @staticmethod
     def _error(status: int, response: httpx2.Response) -> DiscordHTTPError:

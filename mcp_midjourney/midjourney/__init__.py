@@ -23,7 +23,7 @@ from mcp_midjourney.midjourney.commands import (
     shorten_options,
     slash_command,
 )
-from mcp_midjourney.midjourney.embeds import EmbedVerdict, classify_embeds
+from mcp_midjourney.midjourney.embeds import EmbedVerdict, account_advice, classify_embeds
 from mcp_midjourney.midjourney.parse import (
     Content,
     is_progress_attachment,
@@ -38,6 +38,7 @@ __all__ = [
     "CommandNotFound",
     "Content",
     "EmbedVerdict",
+    "account_advice",
     "attachment_ref",
     "blend_options",
     "button_action",

@@ -13,7 +13,7 @@ from typing import Any
 
 from mcp_midjourney.midjourney._common import is_int
 
-__all__ = ["EmbedVerdict", "classify_embeds"]
+__all__ = ["EmbedVerdict", "account_advice", "classify_embeds"]
 
 RED = 16711680
 YELLOWS = frozenset({16776960, 16239475})
@@ -143,6 +143,38 @@ def _classify(embed: dict[str, object]) -> EmbedVerdict | None:
         account_problem=category in _ACCOUNT_CATEGORIES,
         prompt=prompt,
     )
+
+
+# What a person must do about each account-level answer (the agent cannot do it: it needs Discord's own UI).
+_HOLD = "; new jobs wait until then (the account is tried again after a few minutes)"
+_ADVICE_BY_TITLE = {
+    "action needed to continue": "a person must open Discord, find Midjourney's message in the channel and press "
+    "Appeal (or Acknowledge)" + _HOLD,
+    "action required to continue": "a person must open Discord and complete Midjourney's check (captcha) in the "
+    "channel" + _HOLD,
+    "please complete the task": "a person must open Discord and complete Midjourney's check (captcha) in the "
+    "channel" + _HOLD,
+    "pending mod message": "a person must open Discord and acknowledge Midjourney's moderation message" + _HOLD,
+    "blocked": "a person must contact Midjourney support (docs.midjourney.com); until then use another account",
+    "credits exhausted": "a person must buy more fast hours at midjourney.com/account, or switch the account to "
+    "relax mode (/relax) if its plan allows it",
+    "subscription required": "a person must subscribe to a Midjourney plan at midjourney.com/account",
+    "subscription paused": "a person must resume the Midjourney subscription at midjourney.com/account",
+    "plan cancelled": "a person must renew the Midjourney plan at midjourney.com/account",
+    "plan canceled": "a person must renew the Midjourney plan at midjourney.com/account",
+    "tos not accepted": "a person must accept Midjourney's Terms of Service: run /imagine in Discord and press "
+    "'Accept ToS'" + _HOLD,
+}
+
+
+def account_advice(verdict: EmbedVerdict) -> str:
+    """What a person must do to free an account Midjourney holds (only meaningful for `account_problem`)."""
+    key = " ".join(verdict.title.casefold().strip(_TITLE_TRIM).split())
+    if key in _ADVICE_BY_TITLE:
+        return _ADVICE_BY_TITLE[key]
+    if verdict.category == "action_needed":
+        return "a person must open Discord and do what Midjourney asks in the channel" + _HOLD
+    return "a person must check the Midjourney account (midjourney.com/account) and Midjourney's message in Discord"
 
 
 def _clean(text: str) -> str:

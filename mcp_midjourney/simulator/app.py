@@ -22,9 +22,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .bot import MidjourneyBot
 from .chat import INTERACTION_COMMAND, Chat, Interaction
+from .faults import EmbedAnswer, RestFault
 from .gateway import TRANSPORT_SCOPE_KEY, Gateway
 from .ids import job_uuid
-from .jobs import Job, Jobs
+from .jobs import ERROR_COLOUR, Job, Jobs
 from .messages import user_object
 from .prompts import echo, model_family
 from .rest import RestApi
@@ -34,10 +35,10 @@ JSON = dict[str, Any]
 
 
 def _expose_transport(app: ASGIApp) -> ASGIApp:
-    """Let the gateway reach a websocket's TCP transport, to drop it without a close frame."""
+    """Let the gateway (and REST faults) reach a connection's TCP transport, to drop it without a word."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
+        if scope["type"] in ("websocket", "http"):
             # Under uvicorn, `send` is a bound method of the connection's protocol, which owns the transport.
             transport = getattr(getattr(send, "__self__", None), "transport", None)
             if transport is not None:
@@ -252,3 +253,97 @@ class Simulator:
     def job_states(self) -> dict[str, str]:
         """uuid -> queued | running | done | stopped, for every job the bot knows."""
         return {uuid: job.state for uuid, job in self.jobs.jobs.items()}
+
+    def results_sent(self) -> list[tuple[str, float]]:
+        """(job uuid, `time.monotonic()`) of every final result sent so far (the last 100,000), oldest first."""
+        return list(self.world.results_sent)
+
+    # -- faults (see faults.py) --------------------------------------------------------------------
+
+    def fail_requests(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        route: str | None = None,
+        retry_after: float = 0.2,
+        scope: str = "user",
+        handled: bool = False,
+    ) -> None:
+        """The next `count` API requests (matching `route`, e.g. "POST /interactions") fail: 429 (`scope` user,
+        shared, global or cloudflare), 5xx, or 0 = the connection drops (after handling the request if `handled`)."""
+        self.world.faults.rest.append(RestFault(status, count, route, retry_after, scope, handled))
+
+    def answer_with_embed(
+        self,
+        title: str,
+        description: str,
+        color: int = ERROR_COLOUR,
+        *,
+        prompt: str | None = None,
+        after_start: bool = False,
+        count: int = 1,
+    ) -> None:
+        """Answer the next prompt (containing `prompt`, if given) with this embed instead of running it; with
+        `after_start`, the job starts and is refused midway. "Job queued" queues the job, which starts later."""
+        self.world.faults.answers.append(EmbedAnswer(title, description, color, prompt, after_start, count))
+
+    def answer_next_with_embed(self, title: str, description: str, color: int = ERROR_COLOUR) -> None:
+        """`answer_with_embed` for the very next prompt."""
+        self.answer_with_embed(title, description, color)
+
+    def set_event_faults(self, *, duplicate: float = 0.0, reorder: float = 0.0, garbage: float = 0.0) -> None:
+        """Chances that a gateway dispatch is sent twice, held back behind the next one, or preceded by garbage."""
+        faults = self.world.faults
+        faults.duplicate, faults.reorder, faults.garbage = duplicate, reorder, garbage
+
+    def stall_next_jobs(self, count: int = 1, *, after: int = 1) -> None:
+        """The next `count` jobs of our accounts stop making progress after `after` progress updates."""
+        self.world.faults.stall_jobs, self.world.faults.stall_after = count, after
+
+    def shadow_prompts(self, enabled: bool = True) -> None:
+        """Another user runs a job with the same prompt, in the same channel, beside each of ours."""
+        self.world.faults.mirror_prompts = enabled
+
+    def freeze_connections(self) -> int:
+        """Every open gateway connection becomes a zombie (no more frames, no heartbeat ACKs)."""
+        return self.gateway.freeze_connections()
+
+    def forget_sessions(self) -> int:
+        """Forget every session silently: the next RESUME gets op 9 and the client must identify anew."""
+        return self.gateway.forget_sessions()
+
+    def clear_faults(self) -> None:
+        """Disarm every fault and answer heartbeats again."""
+        self.world.faults.clear()
+        self.gateway.ack_heartbeats = True
+
+    def fault_log(self) -> list[tuple[float, str, str]]:
+        """(time.monotonic(), kind, detail) of every fault that fired, oldest first."""
+        return list(self.world.faults.log)
+
+    def job_of(self, any_id: str) -> str | None:
+        """The uuid of the job an id belongs to: its nonce, interaction id, first, queued or result message."""
+        for job in self.jobs.jobs.values():
+            it = job.interaction
+            ids = {job.result_message_id, job.queued_message_id, job.start_message_id}
+            if it is not None:
+                ids |= {it.nonce, it.id}
+            if any_id in ids:
+                return job.uuid
+        return None
+
+    def job_info(self, uuid: str) -> JSON | None:
+        """What the bot knows of a job: prompt (as echoed), state, user id, kind, result message id."""
+        job = self.jobs.jobs.get(uuid)
+        if job is None:
+            return None
+        return {
+            "uuid": job.uuid,
+            "echo": job.echo,
+            "state": job.state,
+            "user_id": job.user_id,
+            "kind": job.kind,
+            "result_message_id": job.result_message_id,
+            "nonce": job.interaction.nonce if job.interaction else None,
+        }

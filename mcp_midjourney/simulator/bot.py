@@ -125,6 +125,14 @@ class MidjourneyBot:
         answers: bool = True,
     ) -> Job | None:
         """Start a grid job from a prompt, or answer with the error embed Midjourney would give."""
+        faults = self.world.faults
+        answer = faults.take_answer(prompt) if it.account is not None else None
+        if answer is not None and not answer.after_start and answer.title.casefold() != "job queued":
+            faults.note("answer", answer.title)
+            self.jobs.reply_embed(
+                it, embed(answer.title, answer.description, color=answer.color, footer=f"/imagine {prompt}")
+            )
+            return None
         problem = check(prompt, self.world.config.banned_words)
         if problem is not None:
             self._refuse(it, problem.title, problem.description, f"/imagine {prompt}")
@@ -143,7 +151,14 @@ class MidjourneyBot:
             mode=mode,
             answers_interaction=answers,
         )
+        if answer is not None and not answer.after_start:  # "Job queued", on demand
+            notice = embed(answer.title, answer.description, color=answer.color, footer=f"/imagine {job.echo}")
+            self.jobs.queue_then_run(job, notice, delay=self.world.config.job_seconds / 2)
+            return job
+        job.refusal = answer
         self.jobs.submit(job)
+        if faults.mirror_prompts and it.account is not None:
+            self.jobs.shadow(job)
         return job
 
     def _blend(self, it: Interaction, options: JSON) -> None:

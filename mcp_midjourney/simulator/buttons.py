@@ -50,7 +50,9 @@ def _upscale_buttons(uuid: str, family: str) -> list[JSON]:
     ]
 
 
-def single_rows(uuid: str, family: str, *, upscaled: bool = False) -> list[JSON]:
+def single_rows(
+    uuid: str, family: str, *, upscaled: bool = False, extra: tuple[tuple[str, str], ...] = ()
+) -> list[JSON]:
     """The buttons under one image (a U result), for the model family that made it."""
     vary = [
         button(f"MJ::JOB::low_variation::1::{uuid}::SOLO", label="Vary (Subtle)", emoji="🪄"),
@@ -75,6 +77,8 @@ def single_rows(uuid: str, family: str, *, upscaled: bool = False) -> list[JSON]
             *last,
         ]
     rows.append(row(*last))
+    if extra:
+        rows.append(row(*(button(f"MJ::JOB::{action}::1::{uuid}::SOLO", label=label) for action, label in extra)))
     return rows
 
 

@@ -22,6 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.websockets import WebSocket
 
+from .faults import GARBAGE_FRAMES
 from .ids import session_id as new_session_id
 from .ready import ready_payload, ready_supplemental
 from .state import Account, World
@@ -79,6 +80,7 @@ class Connection:
         self.session: Session | None = None
         self.last_heartbeat = time.monotonic()
         self.closing = False
+        self.frozen = False  # a zombie: the socket stays open but nothing more is written to it
         self._deflate = zlib.compressobj() if compress else None
         self._outbox: MemoryObjectSendStream[_Frame]
         self.inbox: MemoryObjectReceiveStream[_Frame]
@@ -114,10 +116,18 @@ class Connection:
 
     def encode(self, frame: JSON) -> str | bytes:
         """Text JSON, or a zlib-stream chunk ending in `00 00 ff ff` when the client asked for it."""
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        return self.encode_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+
+    def encode_text(self, text: str) -> str | bytes:
+        """Any text as this connection sends it (through its zlib stream when compressed)."""
         if self._deflate is None:
             return text
         return self._deflate.compress(text.encode()) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _is_event(frame: JSON) -> bool:
+    """A dispatch a fault may duplicate, reorder or surround with garbage (never the session's own)."""
+    return frame.get("op") == 0 and frame.get("t") not in ("READY", "READY_SUPPLEMENTAL", "RESUMED")
 
 
 def _op(op: int, data: Any = None) -> JSON:
@@ -164,6 +174,20 @@ class Gateway:
             else:
                 connection.close(code, reason)
         return len(self.connections)
+
+    def freeze_connections(self) -> int:
+        """Turn every open connection into a zombie: nothing more reaches the client, heartbeat ACKs included."""
+        for connection in self.connections:
+            connection.frozen = True
+        self.world.faults.note("freeze", str(len(self.connections)))
+        return len(self.connections)
+
+    def forget_sessions(self) -> int:
+        """Forget every session without a word (as when a resume window expired): a RESUME then gets op 9."""
+        count = len(self.sessions)
+        self.sessions.clear()
+        self.world.faults.note("forget sessions", str(count))
+        return count
 
     def revoke(self, token: str) -> int:
         """The account's token stops working (revoked, banned): its connections close with 4004."""
@@ -228,8 +252,24 @@ class Gateway:
 
     async def _write(self, connection: Connection, scope: anyio.CancelScope) -> None:
         websocket = connection.websocket
+        faults = self.world.faults
+        held: JSON | None = None  # a dispatch held back behind the next frame (the reorder fault)
         try:
-            async for frame in connection.inbox:
+            while True:
+                frame: _Frame | None = None
+                if held is None:
+                    try:
+                        frame = await connection.inbox.receive()
+                    except anyio.EndOfStream:
+                        break
+                else:
+                    with anyio.move_on_after(0.2):
+                        frame = await connection.inbox.receive()
+                if frame is None:  # nothing came to overtake it: the held dispatch goes now
+                    frame, held = held, None
+                    assert frame is not None
+                    await self._send(connection, frame)
+                    continue
                 if isinstance(frame, _Close):
                     await websocket.close(frame.code, frame.reason)
                     break
@@ -239,14 +279,40 @@ class Gateway:
                     else:  # not under uvicorn: the closest we can do is a resumable close
                         await websocket.close(4000, "Unknown error.")
                     break
-                encoded = connection.encode(frame)
-                if isinstance(encoded, str):
-                    await websocket.send_text(encoded)
-                else:
-                    await websocket.send_bytes(encoded)
+                if connection.frozen:
+                    continue
+                if held is None and _is_event(frame) and faults.chance(faults.reorder):
+                    held = frame
+                    faults.note("reorder", str(frame.get("t")))
+                    continue
+                await self._send(connection, frame)
+                if held is not None:
+                    await self._send(connection, held)
+                    held = None
         except Exception as error:  # the peer vanished mid-send: nothing left to write to
             logger.debug("gateway writer stopped: %r", error)
         scope.cancel()
+
+    async def _send(self, connection: Connection, frame: JSON) -> None:
+        """Write one frame, with whatever garbage or duplicate the armed faults add."""
+        faults = self.world.faults
+        event = _is_event(frame)
+        if event and faults.chance(faults.garbage):
+            junk = GARBAGE_FRAMES[faults.pick(len(GARBAGE_FRAMES))]
+            faults.note("garbage", junk[:40])
+            await self._write_encoded(connection, connection.encode_text(junk))
+        encoded = connection.encode(frame)
+        await self._write_encoded(connection, encoded)
+        if event and faults.chance(faults.duplicate):
+            faults.note("duplicate", str(frame.get("t")))
+            await self._write_encoded(connection, connection.encode(frame))
+
+    @staticmethod
+    async def _write_encoded(connection: Connection, encoded: str | bytes) -> None:
+        if isinstance(encoded, str):
+            await connection.websocket.send_text(encoded)
+        else:
+            await connection.websocket.send_bytes(encoded)
 
     async def _watch_heartbeats(self, connection: Connection) -> None:
         # A client that stops heartbeating is gone; Discord closes such a connection.
@@ -278,7 +344,7 @@ class Gateway:
         if op == 1:
             counts["HEARTBEAT"] += 1
             connection.last_heartbeat = time.monotonic()
-            if self.ack_heartbeats:
+            if self.ack_heartbeats and not connection.frozen:
                 connection.send(_op(11))
         elif op == 2:
             counts["IDENTIFY"] += 1

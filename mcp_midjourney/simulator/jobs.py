@@ -8,6 +8,7 @@ progress message is deleted and the result is a brand-new message with no nonce 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from typing import Any
 import anyio
 
 from . import buttons
-from .chat import Chat, Interaction
+from .chat import INTERACTION_COMMAND, Chat, Interaction
+from .faults import EmbedAnswer
+from .ids import job_uuid
 from .images import ImageKey, render_animation
-from .messages import Message, embed
+from .messages import Message, embed, user_object
 from .prompts import filename_user, slug
 from .state import Channel, StoredFile, World
 
@@ -62,6 +65,8 @@ class Job:
     # False when another message already answered the interaction (the 2nd-4th jobs of "Imagine all").
     answers_interaction: bool = True
     cancelled: anyio.Event = field(default_factory=anyio.Event)
+    refusal: EmbedAnswer | None = None  # a fault: refused with this embed once it started
+    start_message_id: str | None = None  # the "Waiting to start" / progress message, kept after it is deleted
 
     @property
     def user_id(self) -> str:
@@ -139,6 +144,32 @@ class Jobs:
         )
         job.queued_message_id = self.reply_embed(interaction, notice).id
 
+    def queue_then_run(self, job: Job, notice: JSON, delay: float) -> None:
+        """Answer "Job queued" (a fault: whatever the account's load), then start the job `delay` later."""
+        assert job.interaction is not None
+        self.remember(job)
+        job.state = "queued"
+        job.queued_message_id = self.reply_embed(job.interaction, notice).id
+        self.world.faults.note("answer", str(notice.get("title")))
+
+        async def later() -> None:
+            await anyio.sleep(delay)
+            if job.state == "queued":
+                self.running[job.user_id] += 1
+                job.state = "running"
+                await self._run(job, as_response=False)
+
+        self._spawn(later)
+
+    def shadow(self, job: Job, user_id: str = "1012983546824114217", username: str = "other_user") -> None:
+        """Another user runs a job with the very same prompt in the same channel (a fault for correlation)."""
+        user = user_object(user_id, username)
+        snowflakes = self.world.snowflakes
+        it = Interaction(snowflakes.next(), snowflakes.next(), INTERACTION_COMMAND, user, job.channel, name="imagine")
+        twin = Job(job_uuid(), job.kind, job.echo, user, job.channel, it, family=job.family, mode=job.mode)
+        self.world.faults.note("shadow", twin.uuid)
+        self.submit(twin)
+
     def reply_embed(self, interaction: Interaction, body: JSON, *, ephemeral: bool = True) -> Message:
         """Answer an interaction with one embed (errors and notices are only for the asker)."""
         message = self.chat.compose(
@@ -190,10 +221,19 @@ class Jobs:
             reference_id=job.reference_id,
         )
         job.message = self.chat.post(start)
+        job.start_message_id = start.id
         steps = max(1, config.progress_steps)
+        mine = job.interaction is not None and job.interaction.account is not None
+        stall = self.world.faults.take_stall() if mine else None
         for step in range(1, steps + 1):
             if await self._pause(job, total / (steps + 1)):
                 return self._stopped(job)
+            if stall is not None and step > stall:
+                self.world.faults.note("stall", job.uuid)
+                await job.cancelled.wait()  # stuck on Midjourney's side until someone cancels it
+                return self._stopped(job)
+            if job.refusal is not None and step > 1:
+                return self._refused(job, start, job.refusal)
             percent = round(step * 100 / (steps + 1))
             await self._prerender(job.image_key(percent))
             frame = self.world.image_attachment(job.channel.id, job.image_key(percent), f"{job.uuid}_grid_0.webp")
@@ -228,16 +268,28 @@ class Jobs:
             result.components = (
                 buttons.grid_rows(job.uuid)
                 if job.result == "grid"
-                else buttons.single_rows(job.uuid, job.family, upscaled=True)
+                else buttons.single_rows(job.uuid, job.family, upscaled=True, extra=self.world.config.extra_buttons)
             )
         job.state = "done"
         job.result_message_id = result.id
         if self.world.config.delete_before_final:
             self.chat.delete(progress)
-            self.chat.post(result)
-        else:
-            self.chat.post(result)
+        self.world.results_sent.append((job.uuid, time.monotonic()))
+        self.chat.post(result)
+        if not self.world.config.delete_before_final:
             self.chat.delete(progress)
+        job.message = None
+
+    def _refused(self, job: Job, progress: Message, answer: EmbedAnswer) -> None:
+        """Refused after it started (output filters...): an error reply to the interaction, the progress gone."""
+        body = embed(answer.title, answer.description, color=answer.color, footer=f"/imagine {job.echo}")
+        job.state = "stopped"
+        follow_up = self.chat.compose(
+            job.channel, interaction=job.interaction, follow_up_of=progress.id, embeds=[body], mention=job.user
+        )
+        self.chat.delete(progress)
+        self.world.faults.note("answer", answer.title)
+        self.chat.post(follow_up)
         job.message = None
 
     def _stopped(self, job: Job) -> None:

@@ -72,6 +72,7 @@ class Presses:
         self.chat = bot.chat
         self.jobs = bot.jobs
         self.modals: OrderedDict[str, PendingModal] = OrderedDict()
+        self.regions: OrderedDict[str, tuple[Interaction, Job]] = OrderedDict()  # iframe custom_id -> the press
 
     def press(self, it: Interaction) -> None:
         """Act on a component interaction; an unknown or stale button gets no answer at all."""
@@ -148,6 +149,9 @@ class Presses:
         elif action == "inpaint":
             # Vary (Region) draws a mask in an iframe served by Midjourney: not simulated past the opening.
             it.responded = True
+            self.regions[f"MJ::iframe::{parent.uuid}"] = (it, parent)
+            while len(self.regions) > 200:
+                self.regions.popitem(last=False)
             self.chat.interaction_event(
                 it,
                 "INTERACTION_IFRAME_MODAL_CREATE",
@@ -157,10 +161,23 @@ class Presses:
                 iframe_path=f"/inpaint/{parent.uuid}",
                 modal_size=3,
             )
+        elif (label := dict(self.world.config.extra_buttons).get(action)) is not None:
+            # A button shipped at run time: it makes a new image from this one, like the others.
+            self._derive(it, parent, action, f"{label} by", result="single")
         elif action == "bookmark":
             where = f"{it.channel.guild_id or '@me'}/{it.channel.id}/{it.message_id}"
             link = f"[this job](https://discord.com/channels/{where})"
             self.bot.say(it, f"You have successfully rated {link} with the heart-eyes emoji")
+
+    def submit_region(self, custom_id: str, prompt: str) -> bool:
+        """The region editor sent its mask: start the Vary (Region) job, as a reply to the pressed message."""
+        pending = self.regions.pop(custom_id, None)
+        if pending is None:
+            return False
+        it, parent = pending
+        echo = " ".join(prompt.split()) or parent.echo
+        self._derive(it, parent, "variation", "Variations (Region) by", echo=echo)
+        return True
 
     def _remix_or_derive(
         self, it: Interaction, parent: Job, remix: bool, modal: Modal, remix_label: str, kind: str, label: str
@@ -218,7 +235,7 @@ class Presses:
         content = f"**{parent.echo}** - Image #{index} <@{it.user_id}>"
         reply = self.chat.compose(it.channel, content, interaction=it, reference_id=grid.id)
         reply.attachments = [self.world.image_attachment(it.channel.id, single.image_key(), single.filename())]
-        reply.components = buttons.single_rows(single.uuid, parent.family)
+        reply.components = buttons.single_rows(single.uuid, parent.family, extra=self.world.config.extra_buttons)
         single.result_message_id = self.chat.post(reply).id
         # Midjourney marks a used U button blue on the grid.
         grid.components = buttons.grid_rows(parent.uuid, frozenset(parent.used_upscales))

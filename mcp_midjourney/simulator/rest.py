@@ -7,14 +7,19 @@ X-RateLimit headers. A valid interaction gets 204 and no body: its outcome arriv
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
+import anyio
+from PIL import Image, UnidentifiedImageError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,10 +28,11 @@ from mcp_midjourney.models import MIDJOURNEY_BOT_ID
 
 from .bot import MidjourneyBot
 from .chat import INTERACTION_COMMAND, INTERACTION_COMPONENT, Chat, Interaction
-from .gateway import Gateway
+from .faults import RestFault, rest_fault_response
+from .gateway import TRANSPORT_SCOPE_KEY, Gateway
 from .images import ImageKey
-from .messages import custom_ids
-from .state import Account, Channel, World
+from .messages import BOT_USER, custom_ids
+from .state import Account, Channel, StoredFile, World
 
 JSON = dict[str, Any]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -93,12 +99,33 @@ class RestApi:
 
         async def counted(request: Request) -> Response:
             self.world.rest_counts[key] += 1
+            fault = self._fault(request, key)
+            if fault is not None and not (fault.status == 0 and fault.handled):
+                return await self._faulty(request, fault)
             try:
-                return await endpoint(request)
+                response = await endpoint(request)
             except DiscordError as error:
-                return error.response()
+                response = error.response()
+            return response if fault is None else await self._faulty(request, fault)
 
         return Route(path, counted, methods=[method], name=key)
+
+    def _fault(self, request: Request, key: str) -> RestFault | None:
+        """The armed fault this API request gets, if any (never for the CDNs)."""
+        if not request.url.path.startswith("/api/"):
+            return None
+        return self.world.faults.take_rest(request.method, "/" + request.url.path.split("/", 3)[-1])
+
+    async def _faulty(self, request: Request, fault: RestFault) -> Response:
+        if fault.status == 0:
+            # A network failure: the TCP connection goes away with no answer (under uvicorn; else a bare 502).
+            transport = request.scope.get(TRANSPORT_SCOPE_KEY)
+            if transport is not None:
+                transport.abort()
+                await anyio.sleep(0.05)  # let the server notice before it tries to answer
+            return Response(status_code=502)
+        status, body, headers = rest_fault_response(fault)
+        return Response(body, status_code=status, headers=headers)
 
     def api_routes(self) -> list[Route]:
         """Routes relative to `/api/vN`."""
@@ -108,9 +135,11 @@ class RestApi:
             self._route("/guilds/{guild_id}/application-command-index", self.guild_command_index, "GET"),
             self._route("/channels/{channel_id}/application-command-index", self.channel_command_index, "GET"),
             self._route("/interactions", self.post_interaction, "POST"),
+            self._route("/channels/{channel_id}", self.get_channel, "GET"),
             self._route("/channels/{channel_id}/messages", self.get_messages, "GET"),
             self._route("/channels/{channel_id}/messages/{message_id}", self.get_message, "GET"),
             self._route("/channels/{channel_id}/attachments", self.post_attachments, "POST"),
+            self._route("/channels/{channel_id}/messages", self.post_message, "POST"),
         ]
 
     def cdn_routes(self) -> list[Route]:
@@ -120,6 +149,8 @@ class RestApi:
             self._route("/media/attachments/{channel_id}/{attachment_id}/{filename}", self.get_attachment, "GET"),
             self._route("/mjcdn/{job_uuid}/{name}", self.get_mj_image, "GET"),
             self._route("/upload/{upload_id}/{filename}", self.put_upload, "PUT"),
+            # Midjourney's web activity (the Vary (Region) editor) lives outside Discord's API.
+            self._route("/inpaint/api/submit-job", self.post_inpaint, "POST"),
         ]
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -220,6 +251,70 @@ class RestApi:
         if message is None or message.deleted or message.ephemeral:
             raise not_found("Message", 10008)
         return JSONResponse(self.world.render(message, gateway=False))
+
+    async def get_channel(self, request: Request) -> Response:
+        """The channel object (a guild text channel, or the DM with the bot)."""
+        channel = self._channel(self._account(request), request.path_params["channel_id"])
+        visible = [m for m in channel.messages.values() if not m.deleted and not m.ephemeral]
+        last = visible[-1].id if visible else None
+        if channel.guild_id is None:
+            return JSONResponse(
+                {"id": channel.id, "type": 1, "last_message_id": last, "flags": 0, "recipients": [BOT_USER]}
+            )
+        body = {
+            "id": channel.id,
+            "type": 0,
+            "guild_id": channel.guild_id,
+            "name": channel.name,
+            "position": 0,
+            "parent_id": None,
+            "topic": None,
+            "nsfw": False,
+            "last_message_id": last,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "permission_overwrites": [],
+        }
+        return JSONResponse(body)
+
+    async def post_message(self, request: Request) -> Response:
+        """A user's own message, with files uploaded through the attachment flow (how image prompts get a URL)."""
+        account = self._account(request)
+        channel = self._channel(account, request.path_params["channel_id"])
+        body = await self._json(request)
+        files = []
+        for attachment in body.get("attachments") or []:
+            uploaded = str(attachment.get("uploaded_filename") if isinstance(attachment, dict) else "")
+            data = self.world.uploads.get(uploaded)
+            if data is None:
+                raise DiscordError(400, {"message": "Invalid Form Body", "code": 50035})
+            filename = str(attachment.get("filename") or "image.png")
+            try:
+                with Image.open(io.BytesIO(data)) as image:
+                    width, height = image.size
+                    content_type = Image.MIME.get(image.format or "", "application/octet-stream")
+            except (UnidentifiedImageError, OSError):
+                width = height = 0
+                content_type = "application/octet-stream"
+            stored = StoredFile(filename, content_type, len(data), width, height, loader=partial(bytes, data))
+            files.append(self.world.add_file(channel.id, stored))
+        author = {"id": account.user_id, "username": account.username, "bot": False}
+        message = self.chat.compose(channel, str(body.get("content") or ""), author=author, attachments=files)
+        self.chat.post(message)
+        return JSONResponse(self.world.render(message, gateway=False))
+
+    async def post_inpaint(self, request: Request) -> Response:
+        """The region editor's submit: starts the Vary (Region) job its iframe modal was opened for."""
+        body = await self._json(request)
+        mask = str(body.get("mask") or "")
+        try:
+            with Image.open(io.BytesIO(base64.b64decode(mask, validate=True))) as image:
+                image.verify()
+        except (ValueError, UnidentifiedImageError, OSError):
+            return JSONResponse({"error": "mask must be a base64 PNG"}, status_code=400)
+        if not self.bot.presses.submit_region(str(body.get("customId") or ""), str(body.get("prompt") or "")):
+            return JSONResponse({"error": "unknown or expired customId"}, status_code=404)
+        return JSONResponse({"success": True})
 
     # -- interactions ------------------------------------------------------------------------------
 

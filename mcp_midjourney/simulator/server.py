@@ -285,3 +285,91 @@ class SimulatorServer:
     def job_states(self) -> dict[str, str]:
         """See `Simulator.job_states`."""
         return self.call(self.simulator.job_states)
+
+    def results_sent(self) -> list[tuple[str, float]]:
+        """See `Simulator.results_sent` (monotonic times compare with this process's `time.monotonic()`)."""
+        return self.call(self.simulator.results_sent)
+
+    # -- faults (see faults.py and the `Simulator` methods of the same names) ----------------------
+
+    def fail_requests(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        route: str | None = None,
+        retry_after: float = 0.2,
+        scope: str = "user",
+        handled: bool = False,
+    ) -> None:
+        """See `Simulator.fail_requests`."""
+        self.call(
+            self.simulator.fail_requests,
+            status,
+            count,
+            route=route,
+            retry_after=retry_after,
+            scope=scope,
+            handled=handled,
+        )
+
+    def answer_with_embed(
+        self,
+        title: str,
+        description: str,
+        color: int = 16711680,
+        *,
+        prompt: str | None = None,
+        after_start: bool = False,
+        count: int = 1,
+    ) -> None:
+        """See `Simulator.answer_with_embed`."""
+        self.call(
+            self.simulator.answer_with_embed,
+            title,
+            description,
+            color,
+            prompt=prompt,
+            after_start=after_start,
+            count=count,
+        )
+
+    def answer_next_with_embed(self, title: str, description: str, color: int = 16711680) -> None:
+        """See `Simulator.answer_next_with_embed`."""
+        self.call(self.simulator.answer_next_with_embed, title, description, color)
+
+    def set_event_faults(self, *, duplicate: float = 0.0, reorder: float = 0.0, garbage: float = 0.0) -> None:
+        """See `Simulator.set_event_faults`."""
+        self.call(self.simulator.set_event_faults, duplicate=duplicate, reorder=reorder, garbage=garbage)
+
+    def stall_next_jobs(self, count: int = 1, *, after: int = 1) -> None:
+        """See `Simulator.stall_next_jobs`."""
+        self.call(self.simulator.stall_next_jobs, count, after=after)
+
+    def shadow_prompts(self, enabled: bool = True) -> None:
+        """See `Simulator.shadow_prompts`."""
+        self.call(self.simulator.shadow_prompts, enabled)
+
+    def freeze_connections(self) -> int:
+        """See `Simulator.freeze_connections`."""
+        return self.call(self.simulator.freeze_connections)
+
+    def forget_sessions(self) -> int:
+        """See `Simulator.forget_sessions`."""
+        return self.call(self.simulator.forget_sessions)
+
+    def clear_faults(self) -> None:
+        """See `Simulator.clear_faults`."""
+        self.call(self.simulator.clear_faults)
+
+    def fault_log(self) -> list[tuple[float, str, str]]:
+        """See `Simulator.fault_log` (monotonic times compare with this process's `time.monotonic()`)."""
+        return self.call(self.simulator.fault_log)
+
+    def job_of(self, any_id: str) -> str | None:
+        """See `Simulator.job_of`."""
+        return self.call(self.simulator.job_of, any_id)
+
+    def job_info(self, uuid: str) -> dict[str, Any] | None:
+        """See `Simulator.job_info`."""
+        return self.call(self.simulator.job_info, uuid)

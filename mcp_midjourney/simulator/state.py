@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .commands import CommandIndex
+from .faults import Faults
 from .ids import Snowflakes, cdn_signature
 from .images import ImageCache, ImageKey
 from .messages import Message, member_object, user_object
@@ -54,6 +55,8 @@ class SimulatorConfig:
     website_link: bool = False
     # Order of the last two events of a job: delete the progress message first (as observed), or create first.
     delete_before_final: bool = True
+    # Buttons Midjourney "ships" at run time, under single images: (action, label) -> MJ::JOB::<action>::1::<uuid>::SOLO
+    extra_buttons: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -123,7 +126,10 @@ class World:
         self.uploads: OrderedDict[str, bytes] = OrderedDict()
         self.rest_counts: Counter[str] = Counter()
         self.gateway_counts: Counter[str] = Counter()
+        # (job uuid, time.monotonic()) as each final result is sent: the hand-off latency benchmark's start.
+        self.results_sent: deque[tuple[str, float]] = deque(maxlen=100_000)
         self.interaction_times: dict[str, deque[float]] = {}
+        self.faults = Faults()  # nothing armed until a test asks
         self.guild_name = "Simulated Midjourney"
         self.add_account(config.token, config.username, config.user_id)
         self.channels[config.channel_id] = Channel(config.channel_id, config.guild_id, "midjourney")

@@ -1,0 +1,208 @@
+"""How a job looks to the model: one-line hints, a text summary, structured content, a preview it can see.
+
+Also the masks Vary (Region) needs (a rectangle or a PNG turned into Midjourney's mask format).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+import httpx2
+from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
+
+from .config import Settings
+from .models import ButtonView, JobStatus, JobView
+from .store import Job
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 1024
+PREVIEW_BYTES = 700_000  # base64 makes it ~0.93 MB: far below the 1,048,576-character limit of a tool result
+
+
+def next_hint(job: Job) -> str:
+    """One line telling the model what it can do now."""
+    handle = job.handle
+    if job.status is JobStatus.COMPLETED:
+        names = {b.name for b in job.buttons}
+        if {"U1", "V1"} <= names:
+            return (
+                f"Pick an image: press_button(message_id='{handle}', button='U1'..'U4') to upscale it, 'V1'..'V4' "
+                "for variations, or 'reroll' for a new grid."
+            )
+        if job.prompts:
+            return "Use one of the prompts with imagine, or press describe_1..describe_4 / imagine_all."
+        if job.buttons:
+            some = ", ".join(b.name for b in job.buttons[:6])
+            return f"Refine with press_button(message_id='{handle}', button=...), e.g. {some}."
+        return "Done."
+    if job.status is JobStatus.FAILED:
+        return "The job failed: read error, adjust the prompt or settings, and try again."
+    if job.status is JobStatus.NEEDS_INPUT:
+        if job.modal is not None and job.modal.iframe:
+            return (
+                f"Vary (Region) waits: press_button(message_id='{handle}', button='submit', prompt=..., "
+                "region=[left, top, right, bottom]) with fractions 0-1 of the image."
+            )
+        return (
+            f"Midjourney asks for a prompt: press_button(message_id='{handle}', button='submit', prompt=...) "
+            "(start from input_prompt)."
+        )
+    return f"Still running: call get_message(message_id='{handle}', wait_seconds=30) to wait for the result."
+
+
+def job_view(job: Job, warnings: list[str] | None = None, budget: str | None = None) -> JobView:
+    """The structured form of a job, as every tool returns it."""
+    notes = list(warnings or [])
+    if job.queued_note and job.in_flight:
+        notes.append(job.queued_note)
+    return JobView(
+        message_id=job.handle,
+        status=job.status,
+        progress=max(0, min(100, job.progress)),
+        kind=job.kind,
+        prompt=job.prompt,
+        job_uuid=job.job_uuid,
+        image_url=job.image_url,
+        image_urls=list(job.image_urls),
+        preview_url=job.preview_url,
+        buttons=[
+            ButtonView(label=b.label, name=b.name) for b in (job.buttons or job.progress_buttons) if not b.disabled
+        ],
+        parent_message_id=job.parent_message_id,
+        parent_button=job.parent_button,
+        error=job.error,
+        prompts=list(job.prompts),
+        input_prompt=job.modal.prefilled if job.modal is not None else None,
+        note=job.note,
+        files=list(job.files),
+        budget=budget,
+        warnings=notes,
+        next=next_hint(job),
+    )
+
+
+def summary(view: JobView) -> str:
+    """A few lines a person (or a model without structured output) can read."""
+    head = f"{view.kind} {view.status.value}" + (f" {view.progress}%" if view.status == "in_progress" else "")
+    lines = [head, f"message_id: {view.message_id}"]
+    if view.error:
+        lines.append(f"error: {view.error}")
+    if view.note:
+        lines.append(f"reply: {view.note}")
+    if view.image_url:
+        lines.append(f"image: {view.image_url}")
+    for i, url in enumerate(view.image_urls if len(view.image_urls) > 1 else [], start=1):
+        lines.append(f"image {i}: {url}")
+    lines += [f"prompt {i}: {p}" for i, p in enumerate(view.prompts, start=1)]
+    if view.input_prompt is not None:
+        lines.append(f"input_prompt: {view.input_prompt}")
+    lines += [f"saved: {f}" for f in view.files]
+    if view.buttons:
+        lines.append(
+            "buttons: " + ", ".join(b.name if b.name == b.label else f"{b.label} ({b.name})" for b in view.buttons)
+        )
+    lines += [f"warning: {w}" for w in view.warnings]
+    if view.budget:
+        lines.append(view.budget)
+    lines.append(f"next: {view.next}")
+    return "\n".join(lines)
+
+
+class Renderer:
+    """Turns jobs into tool results, fetching previews and saving downloads where asked."""
+
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient) -> None:
+        from .preview import trusted_hosts_for
+
+        self.settings = settings
+        self.http = http
+        # Result images come from Discord's messages, not from the user: the configured hosts are trusted.
+        self.trusted = trusted_hosts_for([settings.api_base, settings.cdn_base])
+        self._previews: dict[str, tuple[bytes, str]] = {}
+
+    async def render(
+        self, job: Job, *, warnings: list[str], budget: str | None, preview: bool = True
+    ) -> CallToolResult:
+        notes = list(warnings)
+        blocks: list[ContentBlock] = []
+        if job.status is JobStatus.COMPLETED and job.image_url:
+            if self.settings.download_dir is not None and not job.files:
+                await self._save(job, notes)
+            if preview:
+                image = await self._preview(job.image_url, notes)
+                if image is not None:
+                    blocks.append(image)
+        view = job_view(job, notes, budget)
+        return CallToolResult(
+            content=[TextContent(type="text", text=summary(view)), *blocks],
+            structured_content=view.model_dump(mode="json"),
+        )
+
+    async def _preview(self, url: str, notes: list[str]) -> ImageContent | None:
+        from .preview import ImageError, fetch_preview
+
+        cached = self._previews.get(url)
+        if cached is None:
+            try:
+                cached = await fetch_preview(
+                    self.http, url, trusted_hosts=self.trusted, max_side=PREVIEW_SIDE, max_bytes=PREVIEW_BYTES
+                )
+            except ImageError as exc:
+                notes.append(f"no preview ({exc}); open image_url instead")
+                return None
+            if len(self._previews) >= 64:
+                self._previews.pop(next(iter(self._previews)))
+            self._previews[url] = cached
+        data, mime = cached
+        return ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime)
+
+    async def _save(self, job: Job, notes: list[str]) -> None:
+        from .preview import ImageError, SaveError, download_items, save_images
+
+        assert self.settings.download_dir is not None
+        items = download_items(job.job_uuid or job.handle, job.image_url, job.image_urls)
+        try:
+            paths = await save_images(self.http, items, self.settings.download_dir, trusted_hosts=self.trusted)
+        except SaveError as exc:
+            paths = list(exc.saved)
+            notes.append(f"could not save every image: {exc}")
+        except ImageError as exc:
+            notes.append(f"could not save the images: {exc}")
+            return
+        job.files = [str(p) for p in paths]
+
+
+def region_mask(*, region: list[float] | None = None, data: bytes | None = None, size: int = 1024) -> str:
+    """Vary (Region)'s mask as base64 PNG: white where Midjourney should redraw, black elsewhere.
+
+    From a rectangle of fractions ``[left, top, right, bottom]``, or from a PNG the caller drew (its white or
+    opaque pixels mark the region).
+    """
+    from PIL import Image, ImageDraw
+
+    if region is not None:
+        if len(region) != 4 or not all(0.0 <= v <= 1.0 for v in region):
+            raise ValueError("region must be [left, top, right, bottom], each a fraction between 0 and 1.")
+        left, top, right, bottom = region
+        if right - left < 0.02 or bottom - top < 0.02:
+            raise ValueError("region is empty: right must exceed left and bottom exceed top.")
+        mask = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(mask).rectangle(
+            (round(left * size), round(top * size), round(right * size) - 1, round(bottom * size) - 1), fill=255
+        )
+    elif data is not None:
+        with Image.open(io.BytesIO(data)) as drawn:
+            if "A" in drawn.getbands():
+                mask = drawn.getchannel("A").point(lambda v: 255 if v > 127 else 0)
+            else:
+                mask = drawn.convert("L").point(lambda v: 255 if v > 127 else 0)
+        if mask.getbbox() is None:
+            raise ValueError("the mask is empty: paint the region to change in white.")
+    else:
+        raise ValueError("give a region or a mask image")
+    out = io.BytesIO()
+    mask.save(out, format="PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
