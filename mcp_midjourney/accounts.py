@@ -58,6 +58,20 @@ class Account:
         self.problem_at: float | None = None  # when; the account is tried again PROBLEM_RETRY_SECONDS later
         self._commands: dict[str, Any] | None = None
         self.jobs_sent = 0
+        self.info: dict[str, Any] | None = None  # the last /info, for low-fast-time warnings
+
+    @property
+    def low_fast_time(self) -> str | None:
+        """A warning when the last /info showed fast time running out, else None."""
+        if not self.info or self.info.get("mode") not in (None, "fast", "turbo"):
+            return None
+        hours, percent = self.info.get("fast_hours_left"), self.info.get("fast_percent_left")
+        if (isinstance(hours, float) and hours < 1.0) or (isinstance(percent, float) and percent < 10.0):
+            return (
+                f"account {self.name!r} has {hours if hours is not None else '?'} fast hours left: switch to relax "
+                "with account(action='relax') or slow down."
+            )
+        return None
 
     @property
     def channel_id(self) -> str:

@@ -905,6 +905,8 @@ class Engine:
         elif job.kind == "info":
             job.info = parse_info(msg)
             done = job.info is not None
+            if done:
+                self.account(job.account).info = job.info
         else:
             job.note = content.strip() or None
             done = job.note is not None

@@ -189,6 +189,7 @@ async def _result(state: AppState, job: Job, *, preview: bool = True, warnings: 
     notes = list(warnings or [])
     if state.engine.account_problem:
         notes.append(f"account needs a person: {state.engine.account_problem}")
+    notes += [w for a in state.engine.accounts if (w := a.low_fast_time)]
     budget = state.budget.describe() if state.budget is not None else None
     return await state.renderer.render(job, warnings=notes, budget=budget, preview=preview)
 
@@ -287,12 +288,14 @@ def build_server() -> MCPServer[AppState]:
                 except EngineError:
                     _refund(state, spend)
                     raise
-                if text is not None or region or mask_path:
+                picks_prompt = re.fullmatch(r"describe_[1-4]|[1-4]\ufe0f?\u20e3", button.strip()) is not None
+                if text is not None or region or mask_path or picks_prompt:
                     # Open and answer in one call: wait (briefly) for the form Midjourney opens.
                     job = await engine.wait(job, min(10.0, engine.settings.wait_ceiling), None, until_input=True)
                     if job.status is JobStatus.NEEDS_INPUT:
+                        # A describe pick's form holds the chosen prompt: send it as it is unless told otherwise.
                         job = await _answer(state, job, text, region, mask_path)
-                    else:
+                    elif text is not None:
                         warnings.append("This press did not ask for a prompt (is Remix mode off?): prompt not used.")
             job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
         except EngineError as exc:

@@ -279,9 +279,19 @@ class Presses:
         if which == "":  # 🔄: describe again
             self.bot.say(it, "", ephemeral=False, embeds=[{"type": "rich", "description": "\n\n".join(prompts)}])
             return
-        chosen = prompts if which == "all" else [prompts[int(which) - 1]]
-        for position, prompt in enumerate(chosen):
-            self.bot.imagine(it, prompt, answers=position == 0)
+        if which == "all":
+            for position, prompt in enumerate(prompts):
+                self.bot.imagine(it, prompt, answers=position == 0)
+            return
+        # 1️⃣-4️⃣ open a form with the prompt to edit first (the ids are our guess: no capture shows them).
+        modal = Modal(
+            f"MJ::Picreader::Modal::{which}",
+            "Imagine This!",
+            "MJ::Picreader::Modal::PromptField",
+            "Prompt",
+            prompts[int(which) - 1],
+        )
+        self._open(it, modal, lambda submit, text: self.bot.imagine(submit, text))
 
     def _settings(self, it: Interaction, name: str) -> None:
         account = it.account

@@ -78,3 +78,18 @@ def test_redacting_filter_masks_the_token_in_messages_and_tracebacks() -> None:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     RedactingFilter([secret]).filter(record)
     assert secret not in (record.exc_text or "")
+
+
+def test_low_fast_time_is_reported_from_the_last_info() -> None:
+    from pydantic import SecretStr
+
+    from mcp_midjourney.config import Settings
+    from mcp_midjourney.engine import Engine
+
+    engine = Engine(Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="1069126859100524575"))
+    account = engine.accounts[0]
+    assert account.low_fast_time is None
+    account.info = {"mode": "fast", "fast_hours_left": 0.4, "fast_percent_left": 2.7}
+    assert "0.4 fast hours left" in (account.low_fast_time or "") and "relax" in (account.low_fast_time or "")
+    account.info = {"mode": "relax", "fast_hours_left": 0.0, "fast_percent_left": 0.0}
+    assert account.low_fast_time is None  # relax mode spends no fast time
