@@ -6,13 +6,18 @@ Heavy imports happen inside each command so that ``--help`` and the package impo
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="mcp-midjourney",
         description="An MCP server that drives Midjourney through Discord. With no command: serve over stdio.",
@@ -69,6 +74,9 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
             return 2
         return 0
 
+    from .discord.rest import preload_tls_context
+
+    preload_tls_context()  # the CA bundle loads in a thread while the server's modules import
     from .server import build_server
 
     build_server().run()
@@ -76,6 +84,8 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == []:
+        return _serve()  # how hosts start it: no command line to parse (argparse alone costs ~10 ms)
     args = _parser().parse_args(argv)
     if args.command is None:
         return _serve()

@@ -56,6 +56,20 @@ class EngineError(Exception):
     """Something the model must be told, in words it can act on."""
 
 
+def _from_bot(msg: dict[str, Any]) -> bool:
+    """Whether a message's author is the Midjourney (or niji) bot; False for anything malformed."""
+    author = msg.get("author")
+    return isinstance(author, dict) and isinstance(author.get("id"), str) and author["id"] in BOT_IDS
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _items(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _minted_ms(snowflake: object) -> int | None:
     """Milliseconds (since Discord's epoch) at which a snowflake was made; None for anything else."""
     if isinstance(snowflake, str) and snowflake.isdigit():
@@ -391,8 +405,7 @@ class Engine:
             except DiscordHTTPError as exc:
                 last_error = exc
                 continue
-            author = message.get("author") if isinstance(message.get("author"), dict) else {}
-            if author.get("id") not in BOT_IDS:
+            if not _from_bot(message):
                 raise EngineError(f"Message {message_id} is not a Midjourney message.")
             return self.store.get(message_id) or self._rebuild(account, message)
         if last_error is not None:
@@ -424,10 +437,9 @@ class Engine:
                 continue
             me = account.gateway.user_id
             for msg in reversed(page):  # oldest first
-                author = msg.get("author")
-                content = mj.parse_content(msg.get("content") or "")
-                files = [a for a in msg.get("attachments") or [] if isinstance(a, dict)]
-                if not isinstance(author, dict) or author.get("id") not in BOT_IDS or content.state != "done":
+                content = mj.parse_content(_text(msg.get("content")))
+                files = [a for a in _items(msg.get("attachments")) if isinstance(a, dict)]
+                if not _from_bot(msg) or content.state != "done":
                     continue
                 if (me and content.user_id != me) or not files or str(msg.get("id")) in self._claimed:
                     continue
@@ -436,7 +448,7 @@ class Engine:
                     continue  # the result of a job this server ran itself: not an orphan
                 found.append((account, msg))
         if len(found) > 1:
-            prompts = [(m.get("id"), mj.parse_content(m.get("content") or "").prompt or "") for _, m in found[:8]]
+            prompts = [(m.get("id"), mj.parse_content(_text(m.get("content"))).prompt or "") for _, m in found[:8]]
             listing = "; ".join(f"{i} ({p[:60]!r})" for i, p in prompts)
             raise EngineError(
                 f"Message {earlier_id} was a job still running when this server last answered; it restarted since, "
@@ -449,6 +461,8 @@ class Engine:
         result_id = str(msg.get("id"))
         job = self.store.get(result_id) or self._rebuild(account, msg)
         self._claimed[result_id] = earlier_id
+        while len(self._claimed) > 10_000:
+            del self._claimed[next(iter(self._claimed))]
         self.store.index(job, earlier_id)
         return job
 
@@ -460,7 +474,7 @@ class Engine:
         except DiscordHTTPError as exc:
             log.info("could not refresh the image URL of %s: %s", job.handle, exc)
             return
-        attachments = [a for a in message.get("attachments") or [] if isinstance(a, dict)]
+        attachments = [a for a in _items(message.get("attachments")) if isinstance(a, dict)]
         if attachments and isinstance(attachments[0].get("url"), str):
             old = job.image_url
             job.image_url = attachments[0]["url"]
@@ -581,21 +595,20 @@ class Engine:
         """Give free slots to waiting jobs, oldest first; fail jobs no account will ever take."""
         if not self._waiting:
             return
-        # This runs at every submission and every release: once no slot is left anywhere and no account is down,
-        # no later job can be placed or failed, so stop asking (a scan of every waiting job per event was O(n²)).
+        # This runs at every submission and every release. With no slot free anywhere and no account down, no
+        # waiting job can be placed or failed: stop there (scanning every waiting job each time was O(n²) in a
+        # burst). Finished jobs further down the line are dropped when the line reaches them.
         any_down = any(a.down for a in self.accounts)
+        if not any_down and not self._any_slot():
+            return
         waiting = self._waiting
         still: list[tuple[Job, anyio.Event]] = []
         for position, (job, granted) in enumerate(waiting):
             if job.status.finished:
                 granted.set()
                 continue
-            if not any_down and not any(a.usable and a.has_slot for a in self.accounts):
-                for rest, rest_granted in waiting[position:]:
-                    if rest.status.finished:
-                        rest_granted.set()
-                    else:
-                        still.append((rest, rest_granted))
+            if not any_down and not self._any_slot():
+                still.extend(waiting[position:])
                 break
             chosen = self._pick(job)
             if chosen is None:
@@ -613,6 +626,9 @@ class Engine:
             job.queued_note = None
             granted.set()
         self._waiting = still
+
+    def _any_slot(self) -> bool:
+        return any(a.usable and a.has_slot for a in self.accounts)
 
     def _pick(self, job: Job) -> Account | None:
         if job.pinned_account:
@@ -680,12 +696,9 @@ class Engine:
             return None
         for msg in reversed(page):  # oldest first: the first answer
             reference = msg.get("message_reference")
-            author = msg.get("author")
-            if not isinstance(reference, dict) or reference.get("message_id") != target:
+            if not isinstance(reference, dict) or reference.get("message_id") != target or not _from_bot(msg):
                 continue
-            if not isinstance(author, dict) or author.get("id") not in BOT_IDS:
-                continue
-            if mj.parse_content(msg.get("content") or "").image_index != index:
+            if mj.parse_content(_text(msg.get("content"))).image_index != index:
                 continue
             job = self.store.get(str(msg.get("id"))) or self._rebuild(account, msg)
             job.parent_button = job.parent_button or button_name
@@ -723,7 +736,7 @@ class Engine:
             return
         author = data.get("author")
         if isinstance(author, dict):
-            if author.get("id") not in BOT_IDS:
+            if not _from_bot(data):
                 return
         elif event != "MESSAGE_UPDATE" or self.store.get(str(data.get("id"))) is None:
             return  # partial updates carry no author: only those of known messages matter
@@ -778,8 +791,12 @@ class Engine:
         uuid = mj.message_job_uuid(msg)
         if uuid and (job := store.by_uuid(uuid)) and job.in_flight:
             return job
-        content = mj.parse_content(msg.get("content") or "")
+        text = _text(msg.get("content"))
         me = account.gateway.user_id
+        if me and "<@" in text and f"<@{me}>" not in text and f"<@!{me}>" not in text:
+            # Names someone and never us: another user's job. Most of a busy channel; parsing it cost ~14 µs.
+            return None
+        content = mj.parse_content(text)
         if content.user_id and me and content.user_id != me:
             return None  # another user's job in the same channel
         reference = msg.get("message_reference")
@@ -840,7 +857,7 @@ class Engine:
         if uuid and job.job_uuid is None:
             self.store.index_uuid(job, uuid)
 
-        verdict = mj.classify_embeds(msg.get("embeds") or [])
+        verdict = mj.classify_embeds(_items(msg.get("embeds")))
         if verdict is not None:
             if verdict.category == "queued":
                 job.status = JobStatus.QUEUED
@@ -857,7 +874,7 @@ class Engine:
                     log.warning("account %s held by Midjourney: %s", account.name, verdict.title)
                     self._pump()
                 return
-        content_text = msg.get("content") or ""
+        content_text = _text(msg.get("content"))
         failure = mj.plain_failure(content_text)
         if failure:
             self._finish(job, error=f"Midjourney could not run the job: {failure}")
@@ -866,7 +883,7 @@ class Engine:
             self._text_result(job, msg, content_text)
             return
         content = mj.parse_content(content_text)
-        attachments = [a for a in msg.get("attachments") or [] if isinstance(a, dict)]
+        attachments = [a for a in _items(msg.get("attachments")) if isinstance(a, dict)]
         final_image = next((a for a in attachments if not mj.is_progress_attachment(str(a.get("filename", "")))), None)
         done = content.state == "done" or (content.image_index is not None and content.state == "unknown")
         if done and final_image is not None:
@@ -882,7 +899,7 @@ class Engine:
             job.queued_note = None
             job.progress = max(job.progress, min(99, content.progress or 0))
             if msg.get("components"):
-                job.progress_buttons = mj.parse_buttons(msg.get("components") or [])
+                job.progress_buttons = mj.parse_buttons(_items(msg.get("components")))
             if attachments:
                 job.preview_url = attachments[0].get("url") or job.preview_url
             job.touch()
@@ -916,8 +933,8 @@ class Engine:
             return
         job.result_message_id = str(msg.get("id"))
         self.store.index(job, job.result_message_id)
-        job.buttons = mj.parse_buttons(msg.get("components") or [])
-        image = next((e.get("image") for e in msg.get("embeds") or [] if isinstance(e, dict)), None)
+        job.buttons = mj.parse_buttons(_items(msg.get("components")))
+        image = next((e.get("image") for e in _items(msg.get("embeds")) if isinstance(e, dict)), None)
         if isinstance(image, dict) and isinstance(image.get("url"), str):
             job.image_url = image["url"]
         self._finish(job)
@@ -926,7 +943,7 @@ class Engine:
         job.result_message_id = str(msg.get("id"))
         self.store.index(job, job.result_message_id)
         job.image_url = image.get("url")
-        job.buttons = mj.parse_buttons(msg.get("components") or [])
+        job.buttons = mj.parse_buttons(_items(msg.get("components")))
         uuid = job.job_uuid
         if uuid and _grid(job.buttons):
             base = self.settings.cdn_base
@@ -944,7 +961,7 @@ class Engine:
 
     def _rebuild(self, account: Account, msg: dict[str, Any]) -> Job:
         """A job from a Discord message alone (after a restart or eviction)."""
-        content = mj.parse_content(msg.get("content") or "")
+        content = mj.parse_content(_text(msg.get("content")))
         job = Job(
             nonce=str(msg.get("id")),
             kind=content.kind if content.kind != "unknown" else "imagine",

@@ -6,6 +6,7 @@ Everything here is plain data. It imports nothing from the rest of the package s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -55,14 +56,17 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
-class Button(BaseModel):
-    """One pressable component under a Midjourney message, as Discord sent it."""
+@dataclass(frozen=True, slots=True)
+class Button:
+    """One pressable component under a Midjourney message, as Discord sent it.
 
-    model_config = ConfigDict(frozen=True)
+    A slotted dataclass, not a pydantic model: every finished job keeps its buttons (nine or more), and a
+    validated model cost ~1 KiB and several microseconds each (bench/memory.py, bench/dispatch.py).
+    """
 
     custom_id: str
-    label: str = Field(description="What Discord shows: the label, else the emoji (e.g. 'U1', '🔄', 'Vary (Strong)').")
-    name: str = Field(description="Stable short name derived from the custom_id (e.g. 'U1', 'reroll', 'vary_strong').")
+    label: str  # what Discord shows: the label, else the emoji (e.g. 'U1', '🔄', 'Vary (Strong)')
+    name: str  # stable short name derived from the custom_id (e.g. 'U1', 'reroll', 'vary_strong')
     emoji: str | None = None
     style: int | None = None
     disabled: bool = False

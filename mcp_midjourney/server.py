@@ -26,6 +26,7 @@ from pydantic import Field
 
 from .budget import Budget, BudgetExceeded, Spend
 from .config import ConfigError, Settings, load_settings
+from .discord.rest import tls_context
 from .engine import Engine, EngineError
 from .inputs import InputError, is_local_path, load_image
 from .midjourney.params import check_prompt as check_prompt_text
@@ -83,7 +84,8 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     except ConfigError as exc:
         state.config_error = str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
-    async with httpx2.AsyncClient(timeout=15.0, follow_redirects=False) as http, anyio.create_task_group() as tg:
+    client = httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
+    async with client as http, anyio.create_task_group() as tg:
         state.http = http
         if state.settings is not None:
             engine = Engine(state.settings)

@@ -12,17 +12,17 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
-from httpx2.websockets import (
-    AsyncWebSocketSession,
-    HTTPXWSException,
-    WebSocketDisconnect,
-    WebSocketInvalidTypeReceived,
-)
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from httpx2.websockets import AsyncWebSocketSession
+
+# httpx2.websockets (and wsproto, h11) load with the first connection, not at import: they were ~35 ms of the
+# server's start-up before it could answer `initialize` (bench/coldstart.py).
 
 from .rest import USER_AGENT, DiscordHTTPError, DiscordRest, Unauthorized
 
@@ -158,14 +158,7 @@ class Gateway:
             except Unauthorized:
                 self._fail(FATAL_CLOSE_CODES[4004])
                 return
-            except (
-                DiscordHTTPError,
-                HTTPXWSException,
-                httpx2.HTTPError,
-                OSError,
-                ValueError,
-                TimeoutError,
-            ) as exc:
+            except _connection_errors() as exc:
                 log.warning("gateway connection failed: %s", _describe(exc))
             except BaseExceptionGroup as group:  # httpx2's websocket wraps errors in a group
                 fatal = _first(group, GatewayFatal)
@@ -257,6 +250,8 @@ class Gateway:
                 await ws.close(RESUMABLE_CLOSE, "heartbeat not acknowledged")
 
     async def _read_loop(self, ws: AsyncWebSocketSession, acked: list[bool]) -> None:
+        from httpx2.websockets import WebSocketDisconnect, WebSocketInvalidTypeReceived
+
         while True:
             try:
                 raw = await ws.receive_text()
@@ -361,6 +356,13 @@ class Gateway:
         log.error("gateway stopped: %s", reason)
         self.fatal = reason
         self._set_ready(False)
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """What a failed connection raises (the websocket module is imported when an error is being matched)."""
+    from httpx2.websockets import HTTPXWSException
+
+    return (DiscordHTTPError, HTTPXWSException, httpx2.HTTPError, OSError, ValueError, TimeoutError)
 
 
 def _first(group: BaseExceptionGroup[BaseException], kind: type[BaseException]) -> BaseException | None:

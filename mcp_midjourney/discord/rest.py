@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import random
 import re
+import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -26,6 +28,27 @@ USER_AGENT = (
 )
 _ID_IN_PATH = re.compile(r"/(\d{15,21})")
 _MAJOR = ("channels", "guilds", "webhooks")
+
+
+_tls_lock = threading.Lock()
+_tls: list[ssl.SSLContext] = []
+
+
+def tls_context() -> ssl.SSLContext:
+    """The verified TLS context every client shares (httpx2's default: system CAs, ``SSL_CERT_*`` honoured).
+
+    Loading the CA bundle costs ~50 ms per context; one per account's client plus the server's own was the
+    largest part of start-up after the imports (bench/coldstart.py).
+    """
+    with _tls_lock:
+        if not _tls:
+            _tls.append(httpx2.create_ssl_context())
+        return _tls[0]
+
+
+def preload_tls_context() -> None:
+    """Load the CA bundle in a background thread (OpenSSL releases the GIL), overlapping the server's imports."""
+    threading.Thread(target=tls_context, name="tls-preload", daemon=True).start()
 
 
 class DiscordHTTPError(Exception):
@@ -120,6 +143,7 @@ class DiscordRest:
             base_url=self.api_base,
             timeout=timeout,
             transport=transport,
+            verify=tls_context(),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
         self._buckets: dict[str, _Bucket] = {}

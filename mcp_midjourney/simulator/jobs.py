@@ -310,5 +310,9 @@ class Jobs:
                 continue
             self.running[job.user_id] += 1
             following.state = "running"
-            self._spawn(partial(self._run, following, as_response=False))
+            try:
+                self._spawn(partial(self._run, following, as_response=False))
+            except RuntimeError:  # the simulator is stopping (this runs as its jobs are cancelled): start nothing
+                following.state = "stopped"
+                self.running[job.user_id] -= 1
             break

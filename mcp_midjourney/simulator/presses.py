@@ -291,7 +291,11 @@ class Presses:
             "Prompt",
             prompts[int(which) - 1],
         )
-        self._open(it, modal, lambda submit, text: self.bot.imagine(submit, text))
+
+        def imagine(submit: Interaction, text: str) -> None:
+            self.bot.imagine(submit, text)
+
+        self._open(it, modal, imagine)
 
     def _settings(self, it: Interaction, name: str) -> None:
         account = it.account

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from mcp_midjourney.config import Settings
 from mcp_midjourney.engine import Engine
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, JobStatus
-from mcp_midjourney.store import Job
+from mcp_midjourney.store import Job, JobStore
 from tests.conftest import load_fixture
 
 CHANNEL = "1069126859100524575"
@@ -26,6 +26,15 @@ def make_engine() -> Engine:
     engine = Engine(Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id=CHANNEL))
     engine.gateway.user_id = ME
     return engine
+
+
+_ENGINES: list[Engine] = []
+
+
+def _shared_engine() -> Engine:
+    if not _ENGINES:
+        _ENGINES.append(make_engine())
+    return _ENGINES[0]
 
 
 def submitted(engine: Engine, nonce: str, prompt: str = "glass", **fields: Any) -> Job:
@@ -269,7 +278,9 @@ json_values = st.recursive(
     ),
 )
 def test_dispatch_never_raises_on_arbitrary_payloads(event: str, payload: dict[str, Any]) -> None:
-    engine = make_engine()
+    # One engine for every example (building one costs an HTTP client); a fresh store keeps examples apart.
+    engine = _shared_engine()
+    engine.store = JobStore()
     submitted(engine, "1000000000000000009")
     payload.setdefault("channel_id", CHANNEL)
     if isinstance(payload.get("author"), dict) or "author" not in payload:

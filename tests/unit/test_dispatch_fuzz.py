@@ -1,0 +1,223 @@
+"""Property-based: whatever the gateway or REST hands the client — arbitrary frames, real payloads mutated at
+random — no exception escapes the gateway's read loop, the engine's dispatcher, reconciliation or the rebuild
+of a job from a message, and our jobs stay in a valid state."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from typing import Any
+
+import anyio
+import pytest
+from httpx2.websockets import WebSocketDisconnect
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from mcp_midjourney.config import Settings
+from mcp_midjourney.discord.gateway import Gateway
+from mcp_midjourney.engine import Engine, EngineError
+from mcp_midjourney.models import MIDJOURNEY_BOT_ID, JobStatus
+from mcp_midjourney.store import Job, JobStore
+from tests.conftest import load_fixture
+
+CHANNEL = "1069126859100524575"
+ME = "439110225975443468"
+EVENTS = [
+    "MESSAGE_CREATE",
+    "MESSAGE_UPDATE",
+    "MESSAGE_DELETE",
+    "INTERACTION_CREATE",
+    "INTERACTION_SUCCESS",
+    "INTERACTION_FAILURE",
+    "INTERACTION_MODAL_CREATE",
+    "INTERACTION_IFRAME_MODAL_CREATE",
+    "READY",
+    "RESUMED",
+    "SOMETHING_NEW",
+]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=25,
+)
+
+
+_ENGINE: list[Engine] = []
+
+
+def make_engine() -> Engine:
+    """An engine with an empty store (built once: its HTTP clients take long to make and are never used)."""
+    if not _ENGINE:
+        _ENGINE.append(
+            Engine(Settings(token=SecretStr("made-up-token-fuzz-abcdef"), guild_id=None, channel_id=CHANNEL))
+        )
+    engine = _ENGINE[0]
+    engine.store = JobStore()
+    engine._gone.clear()
+    engine._claimed.clear()
+    engine.gateway.user_id = ME
+    return engine
+
+
+def with_jobs(engine: Engine) -> list[Job]:
+    jobs = []
+    for i, (prompt, fields) in enumerate(
+        [
+            ("glass", {}),
+            ("glass", {"interaction_id": "1083788668470300001", "progress_message_id": "1083788668470300002"}),
+            ("a cat", {"parent_message_id": "1083788807800897597", "parent_button": "U2", "parent_index": 2}),
+        ]
+    ):
+        job = Job(nonce=f"100000000000000000{i}", kind="imagine", prompt=prompt, normalised_prompt=prompt)
+        for key, value in fields.items():
+            setattr(job, key, value)
+        job.submitted = True
+        engine.store.add(job)
+        jobs.append(job)
+    return jobs
+
+
+def real_messages() -> list[dict[str, Any]]:
+    messages = [
+        load_fixture("captured", "gateway-message-create-imagine-waiting-to-start.json")["d"],
+        load_fixture("captured", "gateway-message-create-imagine-final-grid.json")["d"],
+    ]
+    messages += load_fixture("captured", "rest-channel-messages-final-grids.json")[:3]
+    return [m | {"channel_id": CHANNEL} for m in messages]
+
+
+def mutate(payload: Any, data: st.DataObject, depth: int = 0) -> Any:
+    """A real payload with random keys dropped, values replaced by arbitrary JSON, or types swapped."""
+    if isinstance(payload, dict) and payload:
+        result = dict(payload)
+        for key in list(result):
+            choice = data.draw(st.integers(0, 9), label=f"mutate {key}")
+            if choice == 0:
+                del result[key]
+            elif choice == 1:
+                result[key] = data.draw(json_values, label=f"replace {key}")
+            elif choice == 2 and depth < 4:
+                result[key] = mutate(result[key], data, depth + 1)
+        return result
+    if isinstance(payload, list) and payload and depth < 4:
+        return [mutate(item, data, depth + 1) for item in payload]
+    return payload
+
+
+def assert_valid(jobs: list[Job]) -> None:
+    for job in jobs:
+        assert isinstance(job.status, JobStatus)
+        assert 0 <= job.progress <= 100
+        assert job.status is not JobStatus.FAILED or job.error
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), event=st.sampled_from(EVENTS))
+def test_mutated_real_messages_never_break_the_dispatcher(data: st.DataObject, event: str) -> None:
+    engine = make_engine()
+    jobs = with_jobs(engine)
+    for message in real_messages():
+        payload = mutate(copy.deepcopy(message), data)
+        if isinstance(payload, dict):
+            engine.dispatch(event, payload)
+    assert_valid(jobs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames=st.lists(st.one_of(json_values, st.text(max_size=60)), max_size=12))
+def test_arbitrary_frames_never_escape_the_gateway_read_loop(frames: list[Any]) -> None:
+    engine = make_engine()
+    jobs = with_jobs(engine)
+    gateway = Gateway(
+        engine.rest, SecretStr("made-up-token-fuzz-abcdef"), on_dispatch=lambda e, d: engine.dispatch(e, d)
+    )
+    texts = [f if isinstance(f, str) else json.dumps(f) for f in frames]
+    # Wrap some values as dispatches so they reach the engine, not just the opcode switch.
+    texts += [
+        json.dumps({"op": 0, "t": e, "s": i, "d": f}) for i, (e, f) in enumerate(zip(EVENTS, frames, strict=False))
+    ]
+    anyio.run(_read_all, gateway, texts)
+    assert_valid(jobs)
+
+
+class FakeSocket:
+    """Hands the read loop a list of text frames, then a normal close."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = list(texts)
+        self.sent: list[str] = []
+
+    async def receive_text(self, timeout: float | None = None) -> str:
+        if not self.texts:
+            raise WebSocketDisconnect(1000, "done")
+        return self.texts.pop(0)
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.texts.clear()
+
+
+async def _read_all(gateway: Gateway, texts: list[str]) -> None:
+    import mcp_midjourney.discord.gateway as module
+
+    real_sleep = module.anyio.sleep
+
+    async def no_sleep(seconds: float) -> None:  # op 9 waits 1-3 s: not in a property test
+        await real_sleep(0)
+
+    module.anyio.sleep = no_sleep  # type: ignore[assignment]
+    try:
+        await gateway._read_loop(FakeSocket(texts), [True])  # type: ignore[arg-type]
+    finally:
+        module.anyio.sleep = real_sleep  # type: ignore[assignment]
+
+
+class FakeRest:
+    """REST that answers every read with the same (arbitrary) page."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    async def messages(self, channel_id: str, *, limit: int = 50, after: str | None = None) -> Any:
+        return [m for m in self.page if isinstance(m, dict)] if isinstance(self.page, list) else []
+
+    async def message(self, channel_id: str, message_id: str) -> Any:
+        first = next((m for m in self.page if isinstance(m, dict)), {}) if isinstance(self.page, list) else {}
+        return first | {"author": {"id": MIDJOURNEY_BOT_ID}}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), extra=st.lists(st.dictionaries(st.text(max_size=10), json_values, max_size=6), max_size=4))
+def test_reconcile_and_restart_lookups_survive_any_page(data: st.DataObject, extra: list[dict[str, Any]]) -> None:
+    engine = make_engine()
+    jobs = with_jobs(engine)
+    page = [mutate(copy.deepcopy(m), data) for m in real_messages()] + extra
+    real_rest = engine.accounts[0].rest
+    engine.accounts[0].rest = FakeRest(page)  # type: ignore[assignment]
+
+    async def go() -> None:
+        await engine.reconcile(engine.accounts[0])
+        engine.gateway._ready.set()  # `get` needs a ready account; nothing else of the gateway is used
+        for earlier in ("1083788668470300002", "1000000000000000000", "999"):
+            with contextlib.suppress(EngineError):  # words for the agent are fine; anything else escaping is not
+                await engine.get(earlier)
+
+    try:
+        anyio.run(go)
+    finally:
+        engine.accounts[0].rest = real_rest
+    assert_valid(jobs)
+
+
+@pytest.mark.parametrize("frame", ["", "{", "[]", '{"op": 0}', '{"op": 0, "t": "MESSAGE_CREATE", "d": "x"}'])
+def test_the_read_loop_counts_malformed_frames(frame: str) -> None:
+    engine = make_engine()
+    gateway = Gateway(engine.rest, SecretStr("made-up-token-fuzz-abcdef"), on_dispatch=lambda e, d: None)
+    anyio.run(_read_all, gateway, [frame])
+    assert gateway.malformed_frames == 1
