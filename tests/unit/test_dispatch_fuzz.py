@@ -115,7 +115,7 @@ def assert_valid(jobs: list[Job]) -> None:
         assert job.status is not JobStatus.FAILED or job.error
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), event=st.sampled_from(EVENTS))
 def test_mutated_real_messages_never_break_the_dispatcher(data: st.DataObject, event: str) -> None:
     engine = make_engine()
@@ -192,7 +192,7 @@ class FakeRest:
         return first | {"author": {"id": MIDJOURNEY_BOT_ID}}
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), extra=st.lists(st.dictionaries(st.text(max_size=10), json_values, max_size=6), max_size=4))
 def test_reconcile_and_restart_lookups_survive_any_page(data: st.DataObject, extra: list[dict[str, Any]]) -> None:
     engine = make_engine()
