@@ -163,6 +163,8 @@ async def _upload_local_refs(state: AppState, prompt: str, images: list[str]) ->
     for match in _LOCAL_REF.finditer(prompt):
         if not is_local_path(match.group(2)):
             continue
+        if match.group(1) is None and not await (await anyio.Path(match.group(2)).expanduser()).exists():
+            continue  # words like "/r/earthporn" in a prompt are not files unless a reference parameter says so
         parts += [prompt[last : match.start(2)], await url_for(match.group(2))]
         last = match.end(2)
     return " ".join([*leading, "".join([*parts, prompt[last:]])]).strip()

@@ -271,3 +271,9 @@ async def test_preview_is_an_image_within_bounds(sim, server_log: Path) -> None:
         assert total < 1_048_576
         quiet = await client.call_tool("imagine", {"prompt": "no preview", "wait_seconds": 20, "preview": False})
         assert not [b for b in quiet.content if getattr(b, "type", "") == "image"]
+
+
+async def test_slash_words_in_a_prompt_are_not_taken_for_files(sim, server_log: Path) -> None:
+    async with spawn(sim, server_log) as client:
+        result = data(await client.call_tool("imagine", {"prompt": "a poster for /r/earthporn", "wait_seconds": 20}))
+        assert result["status"] == "completed" and "/r/earthporn" in result["prompt"]
