@@ -50,12 +50,16 @@ ANALYSIS = """\
 - **Event dispatch.** The gateway parses every frame before it can filter it (the event type and the sequence
   number are inside the JSON). In a busy Midjourney channel most frames are the bot's messages about other
   people's jobs, 2–3 KB each, and `json.loads` of them takes most of the 20 µs per event that 50,000 events/s
-  allow on this CPU (the split is under "Event dispatch cost" below). Parsing only some frames would need a
+  allow on this CPU (the split is under "Event dispatch cost" below). Of the rest, most goes to applying our
+  own jobs' events (one in ten, ~50–120 µs each: parse, update the job, wake its waiters); another user's bot
+  message costs under 10 µs, the rest about 1 µs. Parsing only some frames would need a
   guess at the JSON's layout, so the gateway does not. A busy channel delivers tens of events per second: the
   read loop is idle nearly all the time either way.
 - **The pool over stdio.** The in-process row is the engine: scheduling, the gateway and correlation. The
   stdio row adds the MCP SDK's transport and two tool calls per job (the second also fetches the result's
-  preview). A thousand calls arriving at once queue in the SDK's stdio transport, which reads every request
+  preview). It is the figure that moves most with the machine's load: in development runs, 1.07 on a quiet machine,
+  1.25–1.32 in runs while other work shared the two cores. A thousand calls arriving at once queue in the
+  SDK's stdio transport (see the result-to-return times under load), which reads every request
   line through a worker thread and writes every response with two more, one at a time, while the event loop
   is busy with the jobs. An experiment with a pipe-based transport (the event loop reading and writing the
   pipes itself) cut the median result-to-return time under this load from ~11 s to ~0.8 s and the ratio from
@@ -65,7 +69,8 @@ ANALYSIS = """\
 - **Cold start.** What our server adds to the SDK's own start-up: its modules (pydantic models, the
   parameter and content grammars: ~50–60 ms here) and registering seven tools instead of one (the SDK
   builds each tool's input and output JSON schemas: ~65 ms). Process start-up on this machine varies by
-  ±15% from one spawn to the next, so the medians of 15 interleaved runs still move by a few percent.
+  ±15% from one spawn to the next, so the medians of 15 interleaved runs still move by a few percent: full
+  runs gave 1.15–1.24, at or just over the target.
 - **Memory.** Eviction bounds the store: past `MJ_STORE_LIMIT` finished jobs, RSS stops growing.
 
 ## What the suite changed (item 3 of issue 6)

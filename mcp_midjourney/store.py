@@ -82,6 +82,7 @@ class Job:
         event.set()
 
     def complete(self) -> None:
+        self.progress_buttons = []  # the Cancel button means nothing once the job ended
         self.status = JobStatus.COMPLETED
         self.progress = 100
         self.error = None
@@ -92,6 +93,7 @@ class Job:
         if self.status.finished:
             return
         self.status = JobStatus.FAILED
+        self.progress_buttons = []
         self.error = reason
         self.finished_at = time.monotonic()
         self.touch()
