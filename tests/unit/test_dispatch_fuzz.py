@@ -18,26 +18,15 @@ from pydantic import SecretStr
 
 from mcp_midjourney.config import Settings
 from mcp_midjourney.discord.gateway import Gateway
-from mcp_midjourney.engine import Engine, EngineError
+from mcp_midjourney.engine import WANTED_EVENTS, Engine, EngineError
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, JobStatus
 from mcp_midjourney.store import Job, JobStore
 from tests.conftest import load_fixture
 
 CHANNEL = "1069126859100524575"
 ME = "439110225975443468"
-EVENTS = [
-    "MESSAGE_CREATE",
-    "MESSAGE_UPDATE",
-    "MESSAGE_DELETE",
-    "INTERACTION_CREATE",
-    "INTERACTION_SUCCESS",
-    "INTERACTION_FAILURE",
-    "INTERACTION_MODAL_CREATE",
-    "INTERACTION_IFRAME_MODAL_CREATE",
-    "READY",
-    "RESUMED",
-    "SOMETHING_NEW",
-]
+# Every event the engine asks the gateway for, plus ones it must shrug off.
+EVENTS = [*sorted(WANTED_EVENTS), "READY", "RESUMED", "SOMETHING_NEW"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
