@@ -26,11 +26,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 from .config import ConfigError
 
@@ -139,24 +139,60 @@ def _limit_value(env: Mapping[str, str], name: str, problems: list[str]) -> int 
     return value
 
 
-def budget_from_env(env: Mapping[str, str] | None = None) -> BudgetLimits:
-    """The limits set by MJ_MAX_JOBS_PER_HOUR / _PER_DAY and MJ_MAX_UPSCALES_PER_HOUR / _PER_DAY.
+# MJ_ACCOUNT_MAX_*: a default limit for every account of the pool (an MJ_ACCOUNTS entry's own value wins).
+ACCOUNT_ENV_VARS = {
+    ("job", "hour"): "MJ_ACCOUNT_MAX_JOBS_PER_HOUR",
+    ("job", "day"): "MJ_ACCOUNT_MAX_JOBS_PER_DAY",
+    ("upscale", "hour"): "MJ_ACCOUNT_MAX_UPSCALES_PER_HOUR",
+    ("upscale", "day"): "MJ_ACCOUNT_MAX_UPSCALES_PER_DAY",
+}
 
-    Unset (or "unlimited") means no limit; 0 forbids that kind entirely. Raises `ConfigError` naming every
-    malformed variable at once.
+
+class AccountLimitSource(Protocol):
+    """What `budget_from_env` reads of an account: its name and its own limits (config.AccountSettings)."""
+
+    name: str
+    max_jobs_per_hour: int | None
+    max_jobs_per_day: int | None
+    max_upscales_per_hour: int | None
+    max_upscales_per_day: int | None
+
+
+def budget_from_env(env: Mapping[str, str] | None = None, accounts: Sequence[AccountLimitSource] = ()) -> BudgetLimits:
+    """The limits in total (MJ_MAX_JOBS_PER_HOUR / _PER_DAY, MJ_MAX_UPSCALES_PER_HOUR / _PER_DAY) and per account.
+
+    An account's limits are its MJ_ACCOUNTS entry's max_jobs_per_hour (etc.), else MJ_ACCOUNT_MAX_JOBS_PER_HOUR
+    (etc.), the default for every account. Unset (or "unlimited") means no limit; 0 forbids that kind entirely.
+    Raises `ConfigError` naming every malformed variable at once.
     """
     env = os.environ if env is None else env
     problems: list[str] = []
     values = {key: _limit_value(env, name, problems) for key, name in ENV_VARS.items()}
+    defaults = {key: _limit_value(env, name, problems) for key, name in ACCOUNT_ENV_VARS.items()}
     if problems:
         raise ConfigError("Budget configuration problem: " + "; ".join(problems) + ".")
+    per_account: dict[str, Limits] = {}
+    for account in accounts:
+
+        def pick(own: int | None, key: tuple[str, str]) -> int | None:
+            return own if own is not None else defaults[key]
+
+        limits = Limits(
+            jobs_per_hour=pick(account.max_jobs_per_hour, ("job", "hour")),
+            jobs_per_day=pick(account.max_jobs_per_day, ("job", "day")),
+            upscales_per_hour=pick(account.max_upscales_per_hour, ("upscale", "hour")),
+            upscales_per_day=pick(account.max_upscales_per_day, ("upscale", "day")),
+        )
+        if limits.any:
+            per_account[account.name] = limits
     return BudgetLimits(
         total=Limits(
             jobs_per_hour=values["job", "hour"],
             jobs_per_day=values["job", "day"],
             upscales_per_hour=values["upscale", "hour"],
             upscales_per_day=values["upscale", "day"],
-        )
+        ),
+        accounts=per_account,
     )
 
 
@@ -198,13 +234,18 @@ class Budget:
         self._warned_lock = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Budget:
-        """The budget the environment configures, recorded in the user's data folder."""
-        return cls(budget_from_env(env), budget_path(env))
+    def from_env(cls, env: Mapping[str, str] | None = None, accounts: Sequence[AccountLimitSource] = ()) -> Budget:
+        """The budget the environment (and the accounts' entries) configure, recorded in the user's data folder."""
+        return cls(budget_from_env(env, accounts), budget_path(env))
 
     @property
     def enabled(self) -> bool:
         return self.limits.any
+
+    @property
+    def per_account(self) -> bool:
+        """Whether some account has limits of its own: then which account a job runs on matters."""
+        return any(limits.any for limits in self.limits.accounts.values())
 
     # -- the public operations -----------------------------------------------------------------------
 
@@ -242,6 +283,37 @@ class Budget:
                 wanted = set(spend.ids)
                 entries[:] = [entry for entry in entries if entry[1] not in wanted]
             self._write(record)
+
+    def fits(self, spend: Spend, account: str) -> bool:
+        """Whether `account`'s own limits would take this spend (the total does not change when a spend moves)."""
+        if spend.account == account or not self.enabled:
+            return True
+        with self._lock:
+            record = self._read(self._clock())
+        return self._account_refusal(record, spend, account) is None
+
+    def move(self, spend: Spend, account: str) -> Spend:
+        """Count `spend` against `account` instead (the job runs there); raise BudgetExceeded when its own limits
+        are reached. The spends keep their time, so the windows they free up in do not change."""
+        if spend.account == account or not self.enabled:
+            return spend
+        with self._locked():
+            record = self._read(self._clock())
+            refusal = self._account_refusal(record, spend, account)
+            if refusal is not None:
+                self._record = record
+                raise refusal
+            wanted = set(spend.ids)
+            entries = record.get(spend.account, {}).get(spend.bucket, [])
+            moving = [entry for entry in entries if entry[1] in wanted]
+            if moving:  # a refunded (or day-old) spend has nothing left to move
+                entries[:] = [entry for entry in entries if entry[1] not in wanted]
+                record.setdefault(account, {}).setdefault(spend.bucket, []).extend(moving)
+                self._write(record)
+            return Spend(kind=spend.kind, account=account, at=spend.at, ids=spend.ids, bucket=spend.bucket)
+
+    def _account_refusal(self, record: _Record, spend: Spend, account: str) -> BudgetExceeded | None:
+        return self._refusal(record, spend.bucket, account, self._clock(), spend.count, total=False)
 
     def remaining(self, account: str = "default") -> dict[str, int | None]:
         """What is left now, e.g. {"jobs_this_hour": 3, "jobs_today": 40, ...}; None = unlimited.
@@ -288,12 +360,13 @@ class Budget:
     # -- limits --------------------------------------------------------------------------------------
 
     def _applicable(
-        self, record: _Record, bucket: Kind, window: str, account: str, now: float
+        self, record: _Record, bucket: Kind, window: str, account: str, now: float, *, total: bool = True
     ) -> list[tuple[int, int, str]]:
         """(limit, used, scope) for every limit on this bucket and window: the total one and the account's."""
         seconds = HOUR if window == "hour" else DAY
         rows = []
-        for scope, limits in (("total", self.limits.total), (account, self.limits.accounts.get(account))):
+        scopes = (("total", self.limits.total), (account, self.limits.accounts.get(account)))
+        for scope, limits in scopes if total else scopes[1:]:
             limit = limits.get(bucket, window) if limits is not None else None
             if limit is None:
                 continue
@@ -301,10 +374,12 @@ class Budget:
             rows.append((limit, sum(1 for at in times if at > now - seconds), scope))
         return rows
 
-    def _refusal(self, record: _Record, bucket: Kind, account: str, now: float, count: int) -> BudgetExceeded | None:
+    def _refusal(
+        self, record: _Record, bucket: Kind, account: str, now: float, count: int, *, total: bool = True
+    ) -> BudgetExceeded | None:
         worst: tuple[float, str] | None = None
         for window, seconds in _WINDOWS:
-            for limit, used, scope in self._applicable(record, bucket, window, account, now):
+            for limit, used, scope in self._applicable(record, bucket, window, account, now, total=total):
                 if used + count <= limit:
                     continue
                 times = sorted(at for at in _times(record, bucket, None if scope == "total" else account))
@@ -453,10 +528,15 @@ def _entry(raw: object) -> tuple[float, str] | None:
 def _message(
     bucket: str, window: str, limit: int, used: int, scope: str, frees_at: float, now: float, limits: BudgetLimits
 ) -> str:
-    what = "upscales" if bucket == "upscale" else ("jobs" if limits.separate_upscales else "jobs (upscales included)")
+    noun = ("upscale" if bucket == "upscale" else "job") + ("" if used == 1 else "s")
+    what = noun if bucket == "upscale" or limits.separate_upscales else f"{noun} (upscales included)"
     span = "the last hour" if window == "hour" else "the last 24 hours"
     who = "" if scope == "total" else f" for account {scope!r}"
-    setting = ENV_VARS[bucket, window] if scope == "total" else f"the {window} limit of account {scope!r}"
+    setting = (
+        ENV_VARS[bucket, window]
+        if scope == "total"
+        else f"max_{bucket}s_per_{window} of account {scope!r} in MJ_ACCOUNTS, or {ACCOUNT_ENV_VARS[bucket, window]}"
+    )
     head = f"Budget reached: {used} {what} in {span}{who}, limit {limit} ({setting})."
     if math.isinf(frees_at):
         return f"{head} This request alone is more than the limit allows; raise {setting} to run it."

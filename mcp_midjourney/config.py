@@ -38,6 +38,11 @@ class AccountSettings:
     channel_id: str
     concurrency: int = 3  # jobs Midjourney runs at once for the account (fast mode)
     queue_size: int = 10  # jobs Midjourney queues beyond that before "Queue full"
+    # This account's own usage budget (None: only MJ_ACCOUNT_MAX_* and the total limits apply).
+    max_jobs_per_hour: int | None = None
+    max_jobs_per_day: int | None = None
+    max_upscales_per_hour: int | None = None
+    max_upscales_per_day: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,9 +219,25 @@ def _single_account(env: Mapping[str, str], problems: list[str]) -> tuple[str, s
     return token, guild, channel
 
 
+ACCOUNT_LIMIT_KEYS = ("max_jobs_per_hour", "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day")
+
+
+def _account_limit(item: Mapping[str, object], key: str, where: str, problems: list[str]) -> int | None:
+    """One budget limit of an MJ_ACCOUNTS entry: a whole number >= 0, or absent/null for none of its own."""
+    raw = item.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).strip().isdigit():
+        problems.append(f"{where}{key} must be a whole number of 0 or more (or left out for no limit), got {raw!r}")
+        return None
+    return int(str(raw).strip())
+
+
 def _accounts(env: Mapping[str, str], concurrency: int, queue_size: int, problems: list[str]) -> list[AccountSettings]:
     """A pool from MJ_ACCOUNTS (JSON) or MJ_ACCOUNTS_FILE (a JSON file): a list of
-    {"name", "token", "guild_id", "channel_id", "concurrency", "queue_size"} objects."""
+    {"name", "token", "guild_id", "channel_id", "concurrency", "queue_size", "max_jobs_per_hour",
+    "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day"} objects (all but token and channel_id
+    optional)."""
     raw = (env.get("MJ_ACCOUNTS") or "").strip()
     source = "MJ_ACCOUNTS"
     path = (env.get("MJ_ACCOUNTS_FILE") or "").strip()
@@ -253,7 +274,21 @@ def _accounts(env: Mapping[str, str], concurrency: int, queue_size: int, problem
         except (TypeError, ValueError):
             problems.append(f"{where}concurrency and queue_size must be whole numbers")
             continue
-        accounts.append(AccountSettings(name, SecretStr(token), guild, channel, account_concurrency, account_queue))
+        limit = {key: _account_limit(item, key, where, problems) for key in ACCOUNT_LIMIT_KEYS}
+        accounts.append(
+            AccountSettings(
+                name,
+                SecretStr(token),
+                guild,
+                channel,
+                account_concurrency,
+                account_queue,
+                max_jobs_per_hour=limit["max_jobs_per_hour"],
+                max_jobs_per_day=limit["max_jobs_per_day"],
+                max_upscales_per_hour=limit["max_upscales_per_hour"],
+                max_upscales_per_day=limit["max_upscales_per_day"],
+            )
+        )
     if len({a.name for a in accounts}) != len(accounts):
         problems.append(f"{source}: account names must be unique")
     return accounts

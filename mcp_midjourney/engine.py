@@ -20,6 +20,7 @@ from anyio.abc import TaskGroup
 
 from . import midjourney as mj
 from .accounts import Account, AccountError, describe_rest_error
+from .budget import Budget, BudgetExceeded, Kind
 from .config import Settings
 from .discord.cdn import url_expired
 from .discord.gateway import GatewayFatal
@@ -96,8 +97,9 @@ def _grid(buttons: list[Any]) -> bool:
 class Engine:
     """Midjourney through a pool of Discord accounts (one or more), each in its own channel."""
 
-    def __init__(self, settings: Settings, *, transport: Any = None) -> None:
+    def __init__(self, settings: Settings, *, transport: Any = None, budget: Budget | None = None) -> None:
         self.settings = settings
+        self.budget = budget if budget is not None and budget.enabled else None
         self.accounts = [
             Account(
                 i,
@@ -179,10 +181,14 @@ class Engine:
 
     # --- what the tools call -------------------------------------------------------------------------------
 
-    async def imagine(self, prompt: str) -> Job:
-        """Send /imagine on the account with the most room; return once Discord accepted it (or it waits)."""
+    async def imagine(self, prompt: str, *, cost: Kind | None = None, count: int = 1) -> Job:
+        """Send /imagine on the account with the most room; return once Discord accepted it (or it waits).
+
+        `cost` charges the budget (`count` jobs: a --repeat prompt runs several); `BudgetExceeded` when it is spent.
+        """
         await self.ready()
         job = Job(nonce=make_snowflake(), kind="imagine", prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
+        self._reserve(job, cost, count)
 
         def body(account: Account, nonce: str, command: dict[str, Any] | None) -> dict[str, Any]:
             assert command is not None
@@ -201,8 +207,11 @@ class Engine:
         await self._submit(job)
         return job
 
-    async def press(self, message_id: str, button: str) -> Job:
-        """Press a button of a message; return the job it starts (or the earlier result of an upscale)."""
+    async def press(self, message_id: str, button: str, *, cost: Kind | None = None) -> Job:
+        """Press a button of a message; return the job it starts (or the earlier result of an upscale).
+
+        `cost` charges the budget, only when the press really goes to Discord (not for an earlier result).
+        """
         await self.ready()
         parent = await self.get(message_id)
         buttons = parent.buttons or (parent.progress_buttons if parent.in_flight else [])
@@ -260,6 +269,7 @@ class Engine:
             )
 
         job.body = body
+        self._reserve(job, cost)
         self.store.add(job)
         await self._submit(job)
         return job
@@ -272,6 +282,7 @@ class Engine:
         prompt: str = "",
         files: list[tuple[str, bytes]] | None = None,
         account: str | None = None,
+        cost: Kind | None = None,
     ) -> Job:
         """Run any Midjourney slash command (describe, blend, shorten, info, fast, relax, turbo, ...).
 
@@ -297,9 +308,12 @@ class Engine:
             )
 
         job.body = body
+        self._reserve(job, cost)
         if files:
-            # Uploads belong to one account's channel: pin the job to the account that uploads.
-            owner = self.account(account) if account else self._least_loaded()
+            # Uploads belong to one account's channel: pin the job to the account that uploads (the one charged,
+            # when accounts have budgets of their own).
+            charged = job.spend.account if job.spend is not None and self._budget_per_account else None
+            owner = self.account(account or charged) if account or charged else self._least_loaded()
             job.pinned_account = owner.name
             try:
                 uploads[owner.name] = [
@@ -307,7 +321,11 @@ class Engine:
                     for i, (filename, data) in enumerate(files)
                 ]
             except DiscordHTTPError as exc:
+                self._refund(job)
                 raise EngineError(f"Could not upload the image to Discord: {describe_rest_error(exc, owner)}") from None
+            except BaseException:
+                self._refund(job)
+                raise
         self.store.add(job)
         await self._submit(job)
         return job
@@ -615,6 +633,7 @@ class Engine:
                 reason = self._never(job)
                 if reason:
                     job.fail(reason)
+                    self._refund(job)
                     self.store.finished(job)
                     granted.set()
                 else:
@@ -635,8 +654,17 @@ class Engine:
             account = self.account(job.pinned_account)
             return account if account.usable and account.has_slot else None
         free = [a for a in self.accounts if a.usable and a.has_slot]
-        # The least loaded account, by share of its capacity: keeps every account busy.
-        return min(free, key=lambda a: (a.active / a.capacity, a.index)) if free else None
+        if not free:
+            return None
+        if job.spend is None or not self._budget_per_account:
+            # The least loaded account, by share of its capacity: keeps every account busy.
+            return min(free, key=lambda a: (a.active / a.capacity, a.index))
+        # Accounts have budgets of their own: the job's charge moves to the account that runs it, if that one's
+        # budget takes it (the account it was charged to always does).
+        for account in sorted(free, key=lambda a: (a.active / a.capacity, a.index)):
+            if self._charge(job, account):
+                return account
+        return None
 
     def _never(self, job: Job) -> str | None:
         if job.pinned_account:
@@ -644,7 +672,68 @@ class Engine:
             return f"The account that owns this message cannot be used: {down}" if down else None
         if all(a.down for a in self.accounts):
             return f"No Discord account can take the job: {self.account_problem}"
+        if job.spend is not None and self.budget is not None and self._budget_per_account:
+            spend = job.spend
+            if self.account(spend.account).down and not any(
+                a.down is None and self.budget.fits(spend, a.name) for a in self.accounts
+            ):
+                return (
+                    f"The account charged for this job stopped ({self.account(spend.account).down}) and every other "
+                    "account has used its own budget."
+                )
         return None
+
+    # --- the usage budget ----------------------------------------------------------------------------------
+
+    @property
+    def _budget_per_account(self) -> bool:
+        return self.budget is not None and self.budget.per_account
+
+    def _reserve(self, job: Job, cost: Kind | None, count: int = 1) -> None:
+        """Charge the budget for a job before it goes anywhere: the count is exact under concurrent calls.
+
+        Charged to the account that will most likely run it, among those whose own budget has room; raises
+        `BudgetExceeded` (with when it frees up) when no account's does, or the total is spent.
+        """
+        if cost is None or self.budget is None:
+            return
+        if job.pinned_account:
+            candidates = [self.account(job.pinned_account)]
+        else:
+            candidates = sorted(
+                (a for a in self.accounts if a.down is None),
+                key=lambda a: (not (a.usable and a.has_slot), a.active / a.capacity, a.index),
+            ) or [self.accounts[0]]
+        refusals: list[BudgetExceeded] = []
+        for account in candidates:
+            try:
+                job.spend = self.budget.spend(cost, account.name, count=count)
+                return
+            except BudgetExceeded as exc:
+                refusals.append(exc)
+                if not self.budget.per_account:
+                    break  # only the total limits: every account gets the same answer
+        first = min(refusals, key=lambda exc: exc.frees_at)
+        if len(refusals) > 1:
+            raise BudgetExceeded(f"No account has budget left. {first}", first.frees_at)
+        raise first
+
+    def _charge(self, job: Job, account: Account) -> bool:
+        """Move the job's charge to `account`, if its own budget takes it."""
+        if self.budget is None or job.spend is None or job.spend.account == account.name:
+            return True
+        try:
+            job.spend = self.budget.move(job.spend, account.name)
+        except BudgetExceeded:
+            return False
+        return True
+
+    def _refund(self, job: Job) -> None:
+        """Give a job's charge back when it never reached Discord; forget it either way (the job is done)."""
+        reached = job.submitted or job.interaction_id or job.progress_message_id or job.result_message_id
+        if job.spend is not None and self.budget is not None and not reached:
+            self.budget.refund(job.spend)
+        job.spend = None
 
     def account(self, name: str | None) -> Account:
         for account in self.accounts:
@@ -663,6 +752,7 @@ class Engine:
             job.fail(error)
         elif job.status is not JobStatus.COMPLETED:
             job.complete()
+        self._refund(job)  # only when it never reached Discord
         self._release_slot(job)
         self.store.finished(job)
 

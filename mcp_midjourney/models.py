@@ -136,6 +136,8 @@ class AccountsView(BaseModel):
 
     model_config = LEAN
 
-    accounts: list[dict[str, Any]] = Field(description="Each account: name, connected, healthy, load, info.")
+    accounts: list[dict[str, Any]] = Field(
+        description="Each account: name, connected, healthy, load, info, and its own budget when it has one."
+    )
     budget: str | None = Field(default=None, description="What the usage budget has left, when one is set.")
     problems: str | None = Field(default=None, description="Account trouble a person must fix, if any.")

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -24,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from .budget import Budget, BudgetExceeded, Spend
+from .budget import Budget, BudgetExceeded
 from .config import ConfigError, Settings, load_settings
 from .discord.rest import tls_context
 from .engine import Engine, EngineError
@@ -71,7 +71,6 @@ class AppState:
     budget: Budget | None = None
     http: httpx2.AsyncClient | None = None
     renderer: Renderer | None = None
-    budget_spends: dict[int, Spend] = field(default_factory=dict)
 
 
 @asynccontextmanager
@@ -80,7 +79,7 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     state = AppState()
     try:
         state.settings = load_settings()
-        state.budget = Budget.from_env()
+        state.budget = Budget.from_env(accounts=state.settings.account_list())
     except ConfigError as exc:
         state.config_error = str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
@@ -88,7 +87,7 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     async with client as http, anyio.create_task_group() as tg:
         state.http = http
         if state.settings is not None:
-            engine = Engine(state.settings)
+            engine = Engine(state.settings, budget=state.budget)
             await tg.start(engine.run)
             state.engine = engine
             state.renderer = Renderer(state.settings, http)
@@ -127,20 +126,6 @@ def _prompt_text(prompt: str) -> str:
     if len(text) > MAX_PROMPT_CHARS:
         raise ToolError(f"prompt is {len(text)} characters; Midjourney accepts at most {MAX_PROMPT_CHARS}.")
     return text
-
-
-def _spend(state: AppState, kind: Literal["job", "upscale"], count: int = 1) -> Spend | None:
-    if state.budget is None or not state.budget.enabled:
-        return None
-    try:
-        return state.budget.spend(kind, count=count)
-    except BudgetExceeded as exc:
-        raise ToolError(str(exc)) from None
-
-
-def _refund(state: AppState, spend: Spend | None) -> None:
-    if spend is not None and state.budget is not None:
-        state.budget.refund(spend)
 
 
 async def _upload_local_refs(state: AppState, prompt: str, images: list[str]) -> str:
@@ -194,7 +179,7 @@ async def _result(state: AppState, job: Job, *, preview: bool = True, warnings: 
     if state.engine.account_problem:
         notes.append(f"account needs a person: {state.engine.account_problem}")
     notes += [w for a in state.engine.accounts if (w := a.low_fast_time)]
-    budget = state.budget.describe() if state.budget is not None else None
+    budget = state.budget.describe(job.account or "default") if state.budget is not None else None
     return await state.renderer.render(job, warnings=notes, budget=budget, preview=preview)
 
 
@@ -231,11 +216,9 @@ def build_server() -> MCPServer[AppState]:
         check = check_prompt_text(text)
         if not check.ok:
             raise ToolError("The prompt was not sent: " + " ".join(check.errors))
-        spend = _spend(state, "job", check.jobs)
         try:
-            job = await engine.imagine(text)
-        except EngineError as exc:
-            _refund(state, spend)
+            job = await engine.imagine(text, cost="job", count=check.jobs)
+        except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
         return await _result(state, job, preview=preview, warnings=check.warnings)
@@ -285,13 +268,7 @@ def build_server() -> MCPServer[AppState]:
             if target.status is JobStatus.NEEDS_INPUT:
                 job = await _answer(state, target, text, region, mask_path)
             else:
-                kind = _press_kind(button)
-                spend = _spend(state, kind) if kind else None
-                try:
-                    job = await engine.press(message_id, button.strip())
-                except EngineError:
-                    _refund(state, spend)
-                    raise
+                job = await engine.press(message_id, button.strip(), cost=_press_kind(button))
                 picks_prompt = re.fullmatch(r"describe_[1-4]|[1-4]\ufe0f?\u20e3", button.strip()) is not None
                 if text is not None or region or mask_path or picks_prompt:
                     # Open and answer in one call: wait (briefly) for the form Midjourney opens.
@@ -302,7 +279,7 @@ def build_server() -> MCPServer[AppState]:
                     elif text is not None:
                         warnings.append("This press did not ask for a prompt (is Remix mode off?): prompt not used.")
             job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        except EngineError as exc:
+        except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         return await _result(state, job, preview=preview, warnings=warnings)
 
@@ -389,11 +366,9 @@ def build_server() -> MCPServer[AppState]:
         options: list[dict[str, Any]] = [{"type": 11, "name": f"image{i + 1}", "value": i} for i in range(len(files))]
         if aspect:
             options.append({"type": 3, "name": "dimensions", "value": f"--ar {aspect}"})
-        spend = _spend(state, "job")
         try:
-            job = await engine.command("blend", options, files=files)
-        except EngineError as exc:
-            _refund(state, spend)
+            job = await engine.command("blend", options, files=files, cost="job")
+        except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
         return await _result(state, job, preview=preview)
@@ -458,6 +433,9 @@ def build_server() -> MCPServer[AppState]:
         with contextlib.suppress(EngineError):
             await engine.ready()  # right after start the sessions may still be connecting: report them settled
         accounts = engine.accounts_status()
+        if state.budget is not None and state.budget.per_account:
+            for entry in accounts:
+                entry["budget"] = state.budget.describe(entry["name"])
         if action != "status":
             jobs: list[tuple[str, Job]] = []
             try:

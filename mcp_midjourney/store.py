@@ -59,6 +59,7 @@ class Job:
     info: dict[str, Any] | None = None  # /info's facts
     note: str | None = None  # a reply in words (mode switches, confirmations)
     files: list[str] = field(default_factory=list)  # local copies in MJ_DOWNLOAD_DIR
+    spend: Any = None  # the budget.Spend it was charged, until Discord takes it (refunded if it never does)
 
     @property
     def handle(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.e2e.conftest import data, spawn
+from tests.e2e.conftest import data, spawn, text
 
 pytestmark = pytest.mark.anyio
 
@@ -95,3 +95,39 @@ async def test_a_failing_account_hands_its_queued_work_to_the_others(sim, server
         assert all(v["job_uuid"] for v in completed)
         status = await client.call_tool("get_message", {"message_id": completed[0]["message_id"]})
         assert any("pool0" in w and "authentication failed" in w for w in data(status)["warnings"])
+
+
+async def test_accounts_with_budgets_of_their_own_never_run_more_than_those_allow(
+    sim, server_log: Path, tmp_path: Path
+) -> None:
+    spec, accounts = pool(sim, 1, concurrency=1, queue_size=3)
+    limits = {"main": 1, "pool0": 2}
+    spec = json.dumps([a | {"max_jobs_per_hour": limits[a["name"]]} for a in accounts])
+    env = {"MJ_ACCOUNTS": spec, "MJ_STATE_DIR": str(tmp_path / "state")}
+    outcomes: list[tuple[bool, str, dict | None]] = []
+    async with spawn(sim, server_log, env=env, drop=("MJ_DISCORD_TOKEN",)) as client:
+
+        async def one(i: int) -> None:
+            result = await client.call_tool("imagine", {"prompt": f"own budgets {i}", "wait_seconds": 0})
+            outcomes.append((result.is_error, text(result), None if result.is_error else data(result)))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(one, i)
+        refused = [message for error, message, _ in outcomes if error]
+        started = [view for error, _, view in outcomes if not error]
+        assert len(started) == 3 and len(refused) == 3, refused
+        assert all("No account has budget left." in m and "frees up" in m for m in refused), refused
+        finals = [
+            data(await client.call_tool("get_message", {"message_id": v["message_id"], "wait_seconds": 30}))
+            for v in started
+        ]
+        assert [v["status"] for v in finals] == ["completed"] * 3
+        assert all("Budget: jobs left 0/" in (v["budget"] or "") for v in finals), [v["budget"] for v in finals]
+        view = (await client.call_tool("account", {})).structured_content
+        assert {a["name"]: a["budget"] for a in view["accounts"]} == {
+            "main": "Budget: jobs left 0/1 this hour (upscales count as jobs)",
+            "pool0": "Budget: jobs left 0/2 this hour (upscales count as jobs)",
+        }
+    assert results_per_channel(sim, accounts) == {"main": 1, "pool0": 2}
+    assert sim.stats().get("POST /interactions", 0) == 3

@@ -323,3 +323,73 @@ def test_state_dir_per_platform() -> None:
         "C:/Users/u/AppData/Local/mcp-midjourney"
     )
     assert budget_path({"MJ_STATE_DIR": "/srv/mj"}) == Path("/srv/mj/budget.json")
+
+
+# --- limits of single accounts: from MJ_ACCOUNTS entries and MJ_ACCOUNT_MAX_*; charges that move ---------------
+
+
+def pool_env(**extra: str) -> dict[str, str]:
+    accounts = [
+        {"name": "a", "token": "made-up-token-a-abcdef", "channel_id": "100000000000000001", "max_jobs_per_hour": 1},
+        {"name": "b", "token": "made-up-token-b-abcdef", "channel_id": "100000000000000002"},
+        {"name": "c", "token": "made-up-token-c-abcdef", "channel_id": "100000000000000003", "max_jobs_per_day": "4"},
+    ]
+    return {"MJ_ACCOUNTS": json.dumps(accounts), **extra}
+
+
+def test_account_limits_come_from_their_entries_and_the_default_for_every_account() -> None:
+    from mcp_midjourney.config import load_settings
+
+    env = pool_env(MJ_ACCOUNT_MAX_JOBS_PER_HOUR="5", MJ_MAX_JOBS_PER_DAY="20")
+    found = budget_from_env(env, load_settings(env).account_list())
+    assert found.total == Limits(jobs_per_day=20)
+    assert found.accounts == {
+        "a": Limits(jobs_per_hour=1),  # its own value wins over the default
+        "b": Limits(jobs_per_hour=5),
+        "c": Limits(jobs_per_hour=5, jobs_per_day=4),
+    }
+    alone = budget_from_env(pool_env(), load_settings(pool_env()).account_list())
+    assert alone.total == Limits() and set(alone.accounts) == {"a", "c"}
+
+
+@pytest.mark.parametrize("bad", [-1, "lots", 2.5, True, [3]])
+def test_a_malformed_account_limit_is_a_config_error_naming_the_account(bad: object) -> None:
+    from mcp_midjourney.config import load_settings
+
+    entry = {"name": "z", "token": "made-up-token-z-abcdef", "channel_id": "100000000000000009"}
+    env = {"MJ_ACCOUNTS": json.dumps([entry | {"max_jobs_per_day": bad}])}
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    assert "account 'z'" in str(error.value) and "max_jobs_per_day" in str(error.value)
+
+
+def test_a_malformed_account_default_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="MJ_ACCOUNT_MAX_UPSCALES_PER_HOUR"):
+        budget_from_env({"MJ_ACCOUNT_MAX_UPSCALES_PER_HOUR": "many"})
+
+
+def test_a_charge_moves_to_the_account_that_runs_the_job_only_if_its_own_budget_takes_it(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "budget.json"
+    budget = Budget(
+        BudgetLimits(total=Limits(jobs_per_hour=10), accounts={"a": Limits(jobs_per_hour=1)}), path, clock=clock
+    )
+    first = budget.spend("job", "b")
+    clock.now += 60
+    moved = budget.move(first, "a")
+    assert moved.account == "a" and moved.ids == first.ids
+    assert budget.remaining("a")["jobs_this_hour"] == 0
+    assert budget.remaining("b")["jobs_this_hour"] == 9  # the total did not change: one spend, counted once
+    second = budget.spend("job", "b")
+    assert not budget.fits(second, "a")
+    with pytest.raises(BudgetExceeded, match="for account 'a'"):
+        budget.move(second, "a")
+    assert budget.fits(second, "b") and budget.fits(second, "c")
+    # The moved spend keeps its time: account a frees up an hour after the first spend, not after the move.
+    clock.now = T0 + HOUR + 1
+    assert budget.fits(second, "a")
+    # And the file holds the move: another process sees the spend under "a".
+    record = json.loads(path.read_text())["spends"]
+    assert [entry[1] for entry in record["a"]["job"]] == list(first.ids)
+    budget.refund(moved)
+    assert not json.loads(path.read_text())["spends"].get("a", {}).get("job")
