@@ -151,11 +151,16 @@ ACCOUNT_ENV_VARS = {
 class AccountLimitSource(Protocol):
     """What `budget_from_env` reads of an account: its name and its own limits (config.AccountSettings)."""
 
-    name: str
-    max_jobs_per_hour: int | None
-    max_jobs_per_day: int | None
-    max_upscales_per_hour: int | None
-    max_upscales_per_day: int | None
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_jobs_per_hour(self) -> int | None: ...
+    @property
+    def max_jobs_per_day(self) -> int | None: ...
+    @property
+    def max_upscales_per_hour(self) -> int | None: ...
+    @property
+    def max_upscales_per_day(self) -> int | None: ...
 
 
 def budget_from_env(env: Mapping[str, str] | None = None, accounts: Sequence[AccountLimitSource] = ()) -> BudgetLimits:

@@ -55,8 +55,8 @@ async def _demo(prompt: str, out: Path, job_seconds: float) -> int:
             command=sys.executable, args=["-m", "mcp_midjourney"], env=server_env(sim, MJ_LOG_LEVEL="WARNING")
         )
 
-        async def progress(value: float, total: float | None, message: str | None) -> None:
-            _say(f"  ... {message or f'{value:.0f}%'}")
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            _say(f"  ... {message or f'{progress:.0f}%'}")
 
         async with Client(params, mode="legacy") as client, httpx2.AsyncClient() as http:
             tools = await client.list_tools()

@@ -173,7 +173,9 @@ async def _wait_with_progress(engine: Engine, job: Job, seconds: float, ctx: Con
     return await engine.wait(job, seconds, report)
 
 
-async def _result(state: AppState, job: Job, *, preview: bool = True, warnings: list[str] | None = None) -> Any:
+async def _result(
+    state: AppState, job: Job, *, preview: bool = True, warnings: list[str] | None = None
+) -> CallToolResult:
     assert state.engine is not None and state.renderer is not None
     notes = list(warnings or [])
     if state.engine.account_problem:
@@ -186,8 +188,8 @@ async def _result(state: AppState, job: Job, *, preview: bool = True, warnings: 
 def build_server() -> MCPServer[AppState]:
     """The MCP server with its tools, resources and prompt (no I/O until it runs)."""
     server: MCPServer[AppState] = MCPServer("midjourney", instructions=INSTRUCTIONS, lifespan=lifespan)
-    acts = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True)
-    reads = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True)
+    acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 
     @server.tool(annotations=acts)
     async def imagine(
@@ -448,15 +450,15 @@ def build_server() -> MCPServer[AppState]:
                 raise ToolError(str(exc)) from None
             by_name = dict(jobs)
             for entry in accounts:
-                job = by_name.get(entry["name"])
-                if job is None:
+                answer = by_name.get(entry["name"])
+                if answer is None:
                     continue
-                if job.info is not None:
-                    entry["info"] = job.info
-                if job.note:
-                    entry["reply"] = job.note
-                if job.status is JobStatus.FAILED:
-                    entry["reply"] = job.error
+                if answer.info is not None:
+                    entry["info"] = answer.info
+                if answer.note:
+                    entry["reply"] = answer.note
+                if answer.status is JobStatus.FAILED:
+                    entry["reply"] = answer.error
         return AccountsView(
             accounts=accounts,
             budget=state.budget.describe() if state.budget is not None else None,
