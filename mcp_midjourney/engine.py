@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -294,7 +295,8 @@ class Engine(Recovery):
             )
             self.store.index(job, nonce)
             try:
-                await account.rest.interaction(body)
+                # A lost answer is resent only if the gateway never echoed this submit's nonce.
+                await account.rest.interaction(body, confirm=partial(self._echoed, job, since=job.interaction_id))
             except DiscordHTTPError as exc:
                 raise EngineError(describe_rest_error(exc, account)) from None
         job.modal = None

@@ -148,10 +148,13 @@ class Scheduling:
                 else:
                     raise
 
-    async def _echoed(self, job: Job, seconds: float = 1.5) -> bool:
-        """Whether Discord took an interaction whose answer was lost: the gateway echoes its nonce at once."""
+    async def _echoed(self, job: Job, seconds: float = 1.5, *, since: str | None = None) -> bool:
+        """Whether Discord took an interaction whose answer was lost: the gateway echoes its nonce at once.
+
+        `since` is the job's interaction id before this one (a form's submit follows the press that opened it).
+        """
         deadline = time.monotonic() + seconds
-        while job.interaction_id is None and job.progress_message_id is None and job.in_flight:
+        while job.interaction_id in (None, since) and job.progress_message_id is None and job.in_flight:
             if time.monotonic() >= deadline:
                 return False
             await anyio.sleep(0.05)

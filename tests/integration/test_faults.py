@@ -98,6 +98,22 @@ async def test_rest_faults_are_waited_out_and_every_job_completes_once(
     assert len(ours) == 3
 
 
+async def test_a_lost_answer_to_a_form_submit_is_confirmed_by_its_echo_not_resent(sim: SimulatorServer) -> None:
+    sim.set_remix(True)
+    async with running(sim) as engine:
+        grid = await finish(engine, await engine.imagine("a harbour before the remix"))
+        asked = await engine.press(grid.handle, "V1")
+        await engine.wait(asked, 10, until_input=True)
+        assert asked.status is JobStatus.NEEDS_INPUT
+        sim.fail_requests(status=0, count=1, handled=True, route="POST /interactions")  # taken, answer lost
+        job = await finish(engine, await engine.submit_input(asked, "a harbour after the remix"))
+        assert job.status is JobStatus.COMPLETED and job.kind == "variation", (job.status, job.error)
+        assert [kind for _, kind, _ in sim.fault_log() if kind.startswith("rest")] == ["rest drop"]
+    # The bot got the submit once: the grid and one variation, no second remix.
+    ours = [u for u in sim.job_states() if (sim.job_info(u) or {}).get("user_id") == sim.user_id]
+    assert len(ours) == 2, ours
+
+
 async def test_a_rate_limited_account_is_paced_not_failed(sim: SimulatorServer) -> None:
     sim.set_rate_limit(2, 0.5)  # Discord's bucket: two interactions per half second
     async with running(sim) as engine:
