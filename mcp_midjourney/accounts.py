@@ -34,6 +34,7 @@ class Account:
         dispatch: Dispatch,
         on_ready: ReadyHook,
         wanted_events: frozenset[str],
+        authors: frozenset[str] = frozenset(),
         transport: Any = None,
     ) -> None:
         self.index = index
@@ -51,6 +52,8 @@ class Account:
             on_dispatch=lambda event, data: dispatch(self, event, data),
             on_ready=lambda reconnected: on_ready(self, reconnected),
             wanted_events=wanted_events,
+            channel_id=spec.channel_id,
+            authors=authors,
         )
         self.application_id = settings.application_id
         self.active = 0  # jobs of ours in flight on Discord for this account

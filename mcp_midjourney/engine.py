@@ -19,7 +19,7 @@ from . import midjourney as mj
 from .accounts import Account, describe_rest_error
 from .budget import Budget, Kind
 from .config import Settings
-from .correlation import WANTED_EVENTS
+from .correlation import BOT_IDS, WANTED_EVENTS
 from .discord.rest import DiscordHTTPError
 from .discord.snowflake import make_snowflake
 from .models import JobStatus
@@ -27,7 +27,7 @@ from .recovery import Recovery
 from .scheduling import EngineError
 from .store import Job
 
-__all__ = ["WANTED_EVENTS", "Engine", "EngineError", "ProgressHook"]
+__all__ = ["BOT_IDS", "WANTED_EVENTS", "Engine", "EngineError", "ProgressHook"]
 
 ProgressHook = Callable[[Job], Awaitable[None]]
 BodyFactory = Callable[[Account, str, "dict[str, Any] | None"], dict[str, Any]]
@@ -49,6 +49,7 @@ class Engine(Recovery):
                 dispatch=self.dispatch_from,
                 on_ready=self._on_ready,
                 wanted_events=WANTED_EVENTS,
+                authors=BOT_IDS,  # only the bots' messages start or move jobs
                 transport=transport,
             )
             for i, spec in enumerate(settings.account_list())

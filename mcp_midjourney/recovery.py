@@ -169,6 +169,10 @@ class Recovery(Correlation):
         self._on_message(account, msg)
         if job.in_flight and not job.progress_message_id:
             job.progress_message_id = job.nonce
+        me = account.gateway.user_id
+        if not me or me not in as_text(msg.get("content")):
+            # Another user's message: the gateway would skip its later events (edits, its result) unread.
+            account.gateway.keep(job.nonce, job.job_uuid)
         return job
 
     def _on_ready(self, account: Account, reconnected: bool) -> None:

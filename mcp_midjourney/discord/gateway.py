@@ -1,8 +1,10 @@
 """The Discord gateway session of a user account: identify, heartbeat with an ACK watchdog, resume, reconnect.
 
 No Midjourney knowledge lives here: dispatches of the wanted event types go to a callback, and the engine
-decides what they mean. The loop never dies silently: a final close (bad token, 4010-4014) is recorded in
-`fatal` and every waiter is told; every other drop reconnects with backoff and jitter, and resumes.
+decides what they mean. The one exception, for a gateway given its account's channel, is a pre-filter on the raw
+text (`_skip_unparsed`) that drops message dispatches the engine would drop anyway before parsing them. The loop
+never dies silently: a final close (bad token, 4010-4014) is recorded in `fatal` and every waiter is told; every
+other drop reconnects with backoff and jitter, and resumes.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
 import httpx2
@@ -49,6 +53,9 @@ SESSION_LOST_CODES = {4007, 4009}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Closing with 1000/1001 would end the session on Discord's side; any other code keeps it resumable.
 RESUMABLE_CLOSE = 4000
+# The start of a dispatch exactly as Discord serialises it (compact, keys in the order t, s, op, d). Only frames
+# that begin so may be skipped unparsed; any other shape is parsed in full.
+_COMPACT_DISPATCH = re.compile(r'\{"t":"([A-Z0-9_]+)","s":(0|[1-9][0-9]*),"op":0,"d":\{')
 
 Dispatch = Callable[[str, dict[str, Any]], None]
 ReadyHook = Callable[[bool], None]
@@ -100,6 +107,9 @@ class Gateway:
         on_ready: ReadyHook | None = None,
         wanted_events: frozenset[str] | None = None,
         max_backoff: float = 30.0,
+        channel_id: str | None = None,
+        authors: frozenset[str] = frozenset(),
+        prefilter: bool = True,
     ) -> None:
         self._rest = rest
         self._token = token
@@ -120,6 +130,15 @@ class Gateway:
         self.reconnects = 0
         self.events_received = 0
         self.malformed_frames = 0
+        self.frames_skipped = 0  # message dispatches dropped before json.loads (see `_skip_unparsed`)
+        self.prefilter = prefilter  # drop provably irrelevant message dispatches before json.loads
+        # Only an all-digit id (a snowflake) is looked for in the raw text: it has one spelling in JSON. Without
+        # one, nothing is skipped.
+        self._channel_needle = f'"channel_id":"{channel_id}"' if _is_snowflake(channel_id) else None
+        # Only messages created by these users matter to the caller (empty: anyone's).
+        self._authors = tuple(a for a in authors if _is_snowflake(a))
+        self._acked = [True]  # the current connection's "heartbeat acknowledged" flag, shared with its heartbeat
+        self._kept: OrderedDict[str, None] = OrderedDict()  # ids whose frames are never skipped (see `keep`)
         self._had_session = False
         self._reached_ready = False  # the current connection got READY or RESUMED
         self._recent_connects: list[float] = []
@@ -223,7 +242,7 @@ class Gateway:
         else:
             await ws.send_text(json.dumps(identify_payload(token)))
 
-        acked = [True]
+        acked = [True]  # handed to the read loop, which sets it on each ACK
         zombie = [False]
         async with anyio.create_task_group() as tg:
 
@@ -252,6 +271,7 @@ class Gateway:
     async def _read_loop(self, ws: AsyncWebSocketSession, acked: list[bool]) -> None:
         from httpx2.websockets import WebSocketDisconnect, WebSocketInvalidTypeReceived
 
+        self._acked = acked
         while True:
             try:
                 raw = await ws.receive_text()
@@ -261,25 +281,11 @@ class Gateway:
             except WebSocketInvalidTypeReceived:
                 self._malformed("a binary frame")
                 continue
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                self._malformed("a frame that is not JSON")
-                continue
-            if not isinstance(message, dict):
-                self._malformed("a frame that is not a JSON object")
+            message = self.handle_frame(raw)
+            if message is None:
                 continue
             op = message.get("op")
-            if op == 0:
-                seq = message.get("s")
-                # Keep the highest sequence seen (a late or repeated frame must not move it back); READY starts anew.
-                if isinstance(seq, int) and (message.get("t") == "READY" or self.seq is None or seq > self.seq):
-                    self.seq = seq
-                self._handle_dispatch(message.get("t"), message.get("d"))
-            elif op == 11:
-                acked[0] = True
-                self.last_ack = time.monotonic()
-            elif op == 1:
+            if op == 1:
                 await ws.send_text(json.dumps({"op": 1, "d": self.seq}))
             elif op == 7:
                 log.info("gateway asked us to reconnect (op 7): resuming")
@@ -296,6 +302,84 @@ class Gateway:
                 await anyio.sleep(random.uniform(1, 3))
                 await ws.close(RESUMABLE_CLOSE, "invalid session")
                 return
+
+    def handle_frame(self, raw: str) -> dict[str, Any] | None:
+        """Apply one text frame: sequence, ACK, dispatch. Return the message when the caller must answer it
+        on the socket (ops 1, 7, 9), else None."""
+        if self.prefilter and self._skip_unparsed(raw):
+            return None
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self._malformed("a frame that is not JSON")
+            return None
+        if not isinstance(message, dict):
+            self._malformed("a frame that is not a JSON object")
+            return None
+        op = message.get("op")
+        if op == 0:
+            self._record_seq(message.get("s"), message.get("t") == "READY")
+            self._handle_dispatch(message.get("t"), message.get("d"))
+        elif op == 11:
+            self._acked[0] = True
+            self.last_ack = time.monotonic()
+        elif op in (1, 7, 9):
+            return message
+        return None
+
+    def keep(self, *ids: str | None) -> None:
+        """Never skip frames that contain these ids: messages the engine follows although they do not name our
+        user (another user's job looked up by id, and its job uuid). The most recent 64 are kept."""
+        for snowflake in ids:
+            # Only ids long enough to be unique in a frame: a snowflake (15+ digits) or a job uuid.
+            if snowflake and snowflake.isascii() and len(snowflake) >= 15 and (snowflake.isdigit() or "-" in snowflake):
+                self._kept[snowflake] = None
+                self._kept.move_to_end(snowflake)
+        while len(self._kept) > 64:
+            self._kept.popitem(last=False)
+
+    def _record_seq(self, seq: Any, ready: bool) -> None:
+        # Keep the highest sequence seen (a late or repeated frame must not move it back); READY starts anew.
+        if isinstance(seq, int) and (ready or self.seq is None or seq > self.seq):
+            self.seq = seq
+
+    def _skip_unparsed(self, raw: str) -> bool:
+        """Whether a frame is a dispatch the caller would drop, decided on the raw text: an event type it does not
+        want; a message in another channel; a message created by none of `authors`; or a created or updated message
+        that names someone (`<@`) and never contains our user id (the engine's rule for other users' jobs) unless
+        it holds an id the engine asked to `keep`. Only for a gateway that knows its channel, and only in Discord's
+        own compact layout; the sequence number is recorded and the event counted as if parsed."""
+        needle = self._channel_needle
+        if needle is None:
+            return False
+        match = _COMPACT_DISPATCH.match(raw)
+        if match is None:
+            return False
+        event = match[1]
+        if event in ("READY", "RESUMED"):
+            return False
+        if self._wanted is None or event in self._wanted:
+            if not event.startswith("MESSAGE_"):
+                return False
+            if needle in raw:  # maybe our channel
+                if event == "MESSAGE_DELETE":
+                    return False
+                by_anyone = event != "MESSAGE_CREATE" or not self._authors or any(a in raw for a in self._authors)
+                if by_anyone and not self._names_someone_else(raw):
+                    return False
+        self._record_seq(int(match[2]), False)
+        self.events_received += 1
+        self.frames_skipped += 1
+        return True
+
+    def _names_someone_else(self, raw: str) -> bool:
+        """A message naming a user (`<@`) whose text never contains our user id, nor an id the engine follows."""
+        if "<@" not in raw:
+            return False
+        me = self.user_id
+        if not _is_snowflake(me) or me in raw:
+            return False
+        return not (self._kept and any(kept in raw for kept in self._kept))
 
     def _malformed(self, what: str) -> None:
         self.malformed_frames += 1
@@ -356,6 +440,10 @@ class Gateway:
         log.error("gateway stopped: %s", reason)
         self.fatal = reason
         self._set_ready(False)
+
+
+def _is_snowflake(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.isascii() and value.isdigit()
 
 
 def _connection_errors() -> tuple[type[Exception], ...]:

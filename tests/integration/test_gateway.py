@@ -46,7 +46,7 @@ class Session:
 
 
 @asynccontextmanager
-async def connected(sim: SimulatorServer, token: str = TOKEN) -> AsyncIterator[Session]:
+async def connected(sim: SimulatorServer, token: str = TOKEN, **options: Any) -> AsyncIterator[Session]:
     rest = DiscordRest(sim.api_base, SecretStr(token), interaction_interval=0)
     session: Session
 
@@ -54,7 +54,11 @@ async def connected(sim: SimulatorServer, token: str = TOKEN) -> AsyncIterator[S
         session.events.append((event, data))
 
     gateway = Gateway(
-        rest, SecretStr(token), on_dispatch=on_dispatch, on_ready=lambda again: session.readies.append(again)
+        rest,
+        SecretStr(token),
+        on_dispatch=on_dispatch,
+        on_ready=lambda again: session.readies.append(again),
+        **options,
     )
     session = Session(gateway)
     async with anyio.create_task_group() as tg:
@@ -170,6 +174,27 @@ async def test_duplicated_and_reordered_frames_keep_the_highest_sequence(sim: Si
     assert {"duplicate", "reorder"} <= kinds
     assert highest is not None and highest >= 31
     assert sim.gateway_stats()["IDENTIFY"] == 1  # the resume after all that shuffling was accepted
+
+
+async def test_another_users_job_is_skipped_unparsed_and_the_session_still_resumes(sim: SimulatorServer) -> None:
+    async with connected(sim, channel_id=sim.channel_id) as s:
+        await s.gateway.wait_ready(5)
+        assert s.gateway.user_id == sim.user_id  # from READY: the mention rule is on
+        sim.inject_job("someone else's lighthouse")
+        sim.inject_message("plain chat, no mention")
+        await s.until(lambda: any(e == "MESSAGE_DELETE" for e, _ in s.events))  # their progress message went
+        await s.until(lambda: s.gateway.frames_skipped >= 3)  # first message, progress, result: never parsed
+        await anyio.sleep(0.3)
+        theirs = [d for e, d in s.events if e != "MESSAGE_DELETE" and "lighthouse" in str(d.get("content"))]
+        assert theirs == [] and "plain chat, no mention" in s.contents()
+        skipped, seq = s.gateway.frames_skipped, s.gateway.seq
+        assert s.gateway.events_received == len(s.events) + skipped + 1  # + READY
+        sim.drop_connections()
+        sim.inject_message("after the drop")
+        await s.until(lambda: "after the drop" in s.contents())
+        assert s.contents().count("after the drop") == 1 and s.gateway.frames_skipped == skipped
+        assert seq is not None and s.gateway.seq is not None and s.gateway.seq > seq
+    assert sim.gateway_stats()["IDENTIFY"] == 1  # the resume from a skipped frame's sequence was accepted
 
 
 async def test_a_bad_token_at_connect_is_final(sim: SimulatorServer) -> None:
