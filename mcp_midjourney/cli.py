@@ -74,9 +74,7 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
             return 2
         return 0
 
-    from .discord.rest import preload_tls_context
-
-    preload_tls_context()  # the CA bundle loads in a thread while the server's modules import
+    # The HTTP stack's transports and the CA bundle load later, in a worker thread, while `initialize` is answered.
     from .server import build_server
 
     build_server().run()

@@ -6,6 +6,7 @@ Also the masks Vary (Region) needs (a rectangle or a PNG turned into Midjourney'
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import logging
 
@@ -115,13 +116,19 @@ class Renderer:
     """Turns jobs into tool results, fetching previews and saving downloads where asked."""
 
     def __init__(self, settings: Settings, http: httpx2.AsyncClient) -> None:
-        from .preview import trusted_hosts_for
-
         self.settings = settings
         self.http = http
-        # Result images come from Discord's messages, not from the user: the configured hosts are trusted.
-        self.trusted = trusted_hosts_for([settings.api_base, settings.cdn_base])
         self._previews: dict[str, tuple[bytes, str]] = {}
+
+    @functools.cached_property
+    def trusted(self) -> frozenset[str]:
+        """Result images come from Discord's messages, not from the user: the configured hosts are trusted.
+
+        Computed at the first result, so that Pillow (imported with `preview`) stays out of the server's start-up.
+        """
+        from .preview import trusted_hosts_for
+
+        return trusted_hosts_for([self.settings.api_base, self.settings.cdn_base])
 
     async def render(
         self, job: Job, *, warnings: list[str], budget: str | None, preview: bool = True

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -71,11 +71,13 @@ class AppState:
     budget: Budget | None = None
     http: httpx2.AsyncClient | None = None
     renderer: Renderer | None = None
+    started: anyio.Event = field(default_factory=anyio.Event)  # the HTTP client and the engine are up (or failed)
 
 
 @asynccontextmanager
 async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-    """Start the Discord sessions in the background; a bad configuration is reported at the first tool call."""
+    """Read the configuration, then start the Discord side in the background: the client's `initialize` is answered
+    at once, and a bad configuration is reported at the first tool call."""
     state = AppState()
     try:
         state.settings = load_settings()
@@ -83,24 +85,49 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     except ConfigError as exc:
         state.config_error = str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
-    client = httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
-    async with client as http, anyio.create_task_group() as tg:
-        state.http = http
-        if state.settings is not None:
-            engine = Engine(state.settings, budget=state.budget)
-            await tg.start(engine.run)
-            state.engine = engine
-            state.renderer = Renderer(state.settings, http)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_run_backend, state)
         try:
             yield state
         finally:
             tg.cancel_scope.cancel()
 
 
-def _state(ctx: Context[AppState]) -> AppState:
+def _load_http_stack() -> None:
+    """Import the HTTP transport and websocket modules and load the CA bundle (~0.2 s of CPU): run in a worker
+    thread so the event loop keeps answering the client meanwhile."""
+    import httpx2.websockets
+
+    httpx2.AsyncHTTPTransport(verify=tls_context())
+
+
+async def _run_backend(state: AppState) -> None:
+    """The shared HTTP client and the engine (every account's gateway session), until the server stops."""
+    try:
+        await anyio.to_thread.run_sync(_load_http_stack)
+        client = httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
+        async with client as http, anyio.create_task_group() as tg:
+            state.http = http
+            if state.settings is not None:
+                engine = Engine(state.settings, budget=state.budget)
+                await tg.start(engine.run)
+                state.engine = engine
+                state.renderer = Renderer(state.settings, http)
+            state.started.set()
+            await anyio.sleep_forever()
+    except Exception as exc:  # never kill the server: every tool call says what went wrong
+        log.exception("could not start the Discord side")
+        state.config_error = state.config_error or f"The server could not start its Discord side: {exc}"
+    finally:
+        state.started.set()
+
+
+async def _state(ctx: Context[AppState]) -> AppState:
     state: AppState = ctx.request_context.lifespan_context
+    with anyio.move_on_after(30):
+        await state.started.wait()
     if state.engine is None:
-        raise ToolError(state.config_error or "The server is not configured.")
+        raise ToolError(state.config_error or "The server is still starting: try again in a few seconds.")
     return state
 
 
@@ -209,7 +236,7 @@ def build_server() -> MCPServer[AppState]:
         image_urls, a preview, and the buttons to press next (U1-U4, V1-V4, reroll). If it is still running
         when the wait ends, call get_message with the returned message_id.
         """
-        state = _state(ctx)
+        state = await _state(ctx)
         engine = state.engine
         assert engine is not None
         text = _prompt_text(prompt)
@@ -257,7 +284,7 @@ def build_server() -> MCPServer[AppState]:
         (or pass prompt=... with the first press to do both at once). Pressing the same U button twice returns
         the first result.
         """
-        state = _state(ctx)
+        state = await _state(ctx)
         engine = state.engine
         assert engine is not None
         message_id = _check_id(message_id)
@@ -297,7 +324,7 @@ def build_server() -> MCPServer[AppState]:
         Follow a job that was still running, or read any Midjourney message again (even after a server restart;
         expired image URLs are refreshed). The returned message_id may change once the result arrives: use it.
         """
-        state = _state(ctx)
+        state = await _state(ctx)
         engine = state.engine
         assert engine is not None
         message_id = _check_id(message_id)
@@ -319,7 +346,7 @@ def build_server() -> MCPServer[AppState]:
         The result's prompts can be used at once with imagine, or by pressing its buttons (describe_1 ..
         describe_4, imagine_all). Costs no image job.
         """
-        state = _state(ctx)
+        state = await _state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
         try:
@@ -350,7 +377,7 @@ def build_server() -> MCPServer[AppState]:
         preview: Preview = True,
     ) -> Annotated[CallToolResult, JobView]:
         """Blend 2-5 images into a new 2x2 grid (Midjourney's /blend). Press its buttons like an imagine grid."""
-        state = _state(ctx)
+        state = await _state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
         if not 2 <= len(images) <= 5:
@@ -402,7 +429,7 @@ def build_server() -> MCPServer[AppState]:
             budget=state.budget.describe() if state.budget is not None else None,
         )
         if shorten:
-            engine = _state(ctx).engine
+            engine = (await _state(ctx)).engine
             assert engine is not None
             try:
                 job = await engine.command("shorten", [{"type": 3, "name": "prompt", "value": text}], prompt=text)
@@ -429,7 +456,7 @@ def build_server() -> MCPServer[AppState]:
 
         Check before a long batch: info shows the fast hours left (relax mode costs none but is slower).
         """
-        state = _state(ctx)
+        state = await _state(ctx)
         engine = state.engine
         assert engine is not None
         with contextlib.suppress(EngineError):
@@ -468,7 +495,7 @@ def build_server() -> MCPServer[AppState]:
     @server.resource("midjourney://jobs/{message_id}", mime_type="application/json")
     async def job_resource(message_id: str, ctx: Context[AppState]) -> str:
         """A Midjourney job as JSON (the same fields the tools return)."""
-        state = _state(ctx)
+        state = await _state(ctx)
         assert state.engine is not None
         try:
             job = await state.engine.get(_check_id(message_id))

@@ -46,11 +46,6 @@ def tls_context() -> ssl.SSLContext:
         return _tls[0]
 
 
-def preload_tls_context() -> None:
-    """Load the CA bundle in a background thread (OpenSSL releases the GIL), overlapping the server's imports."""
-    threading.Thread(target=tls_context, name="tls-preload", daemon=True).start()
-
-
 class DiscordHTTPError(Exception):
     """Discord answered with an error; `status` and Discord's JSON `code` say which."""
 
