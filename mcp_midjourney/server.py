@@ -8,6 +8,7 @@ Errors the model can act on are `ToolError`s.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -113,6 +114,9 @@ async def _run_backend(state: AppState) -> None:
                 await tg.start(engine.run)
                 state.engine = engine
                 state.renderer = Renderer(state.settings, http)
+            # The ~90,000 objects of start-up (the SDK's models, the HTTP stack) live as long as the process: a
+            # full collection that walks them all takes ~50 ms and lands on some unlucky tool call. Freeze them.
+            gc.freeze()
             state.started.set()
             await anyio.sleep_forever()
     except Exception as exc:  # never kill the server: every tool call says what went wrong
