@@ -44,9 +44,11 @@ ANALYSIS = """\
 ## Reading the figures
 
 - **A shared 2-core VM.** The machine above is small and was shared with other work while the suite ran (load
-  averages in the header). Ratios measured within one run (cold start, the pool against its ideal) are the
-  least sensitive to that; absolute rates (events per second, latencies) move with the CPU and with what else
-  runs: repeated runs here differed by up to a third.
+  averages in the header); on the day of this run it was slower than on earlier days (hand-off p50 moved
+  between 6 and 10 ms from one run to the next within the same hour, and p99 between 16 and 32 ms). Ratios
+  measured within one run (cold start, the pool against its ideal) are the least sensitive to that; absolute
+  rates (events per second, latencies) move with the CPU and with what else runs: repeated runs here
+  differed by up to a third.
 - **Event dispatch.** In a busy Midjourney channel most frames are the bot's messages about other people's
   jobs, 2–3 KB each, and `json.loads` of one takes most of the 20 µs per event that 50,000 events/s allow on
   this CPU. The gateway therefore judges a dispatch on its raw text first, and only when it begins exactly as
@@ -59,8 +61,12 @@ ANALYSIS = """\
   delivers tens of events per second: the read loop is idle nearly all the time either way.
 - **The pool over stdio.** The in-process row is the engine: scheduling, the gateway and correlation. The
   stdio row adds the MCP SDK's transport and two tool calls per job (the second also fetches the result's
-  preview). It is the figure that moves most with the machine's load: in development runs, 1.07 on a quiet machine,
-  1.25–1.32 in runs while other work shared the two cores. A thousand calls arriving at once queue in the
+  preview). It is the figure that moves most with the machine: 1.07 in the first full run; 1.24–1.34 on the day of
+  this run, when `json.loads` alone ran at half the speed it had then. The code before that day's changes,
+  run alternately with it on the same machine, gave 1.24 and 1.28 against 1.33 and 1.24: the machine, not a
+  regression. Each of the ten accounts' websockets also receives the whole busy guild channel, and the
+  websocket library's own per-frame work is the server's largest CPU item in a profile of this run
+  (`python -m bench --only pool --profile DIR`). A thousand calls arriving at once queue in the
   SDK's stdio transport (see the result-to-return times under load), which reads every request
   line through a worker thread and writes every response with two more, one at a time, while the event loop
   is busy with the jobs. An experiment with a pipe-based transport (the event loop reading and writing the
@@ -70,9 +76,10 @@ ANALYSIS = """\
   (0.5 s instead of ~45 s), so the server does 90× the work per second a real pool would ask of it.
 - **Cold start.** What our server adds to the SDK's own start-up: its modules (pydantic models, the
   parameter and content grammars: ~50–60 ms here) and registering seven tools instead of one (the SDK
-  builds each tool's input and output JSON schemas: ~65 ms). Process start-up on this machine varies by
-  ±15% from one spawn to the next, so the medians of 15 interleaved runs still move by a few percent: full
-  runs gave 1.15–1.24, at or just over the target.
+  builds each tool's input and output JSON schemas: ~65 ms). The HTTP transport (httpcore2, h11), the
+  websocket module and the CA bundle, which the bare server never loads, are loaded in a worker thread after
+  the lifespan has returned, so `initialize` is answered meanwhile. Process start-up on this machine varies by
+  ±15% from one spawn to the next, so the medians of 15 interleaved runs still move by a few percent.
 - **Memory.** Eviction bounds the store: past `MJ_STORE_LIMIT` finished jobs, RSS stops growing.
 
 ## What the suite changed (item 3 of issue 6)
@@ -92,10 +99,18 @@ Measured during development on the same machine; before → after.
   One TLS context is now shared and loaded in a thread while the modules import; the websocket library
   (httpx2.websockets, wsproto, h11), Pillow (through `inputs` → `preview`) and argparse are imported when first
   needed. Cold start ratio 1.32 → 1.16–1.24 (noisy, see above).
+- **Start-up still loaded the HTTP stack before answering `initialize`** (the TLS preload thread also pulled
+  the httpcore2 import into a race for the GIL with the main imports): the transport, the websocket module and
+  the CA bundle now load in a worker thread while the client's `initialize` is answered; tools wait for the
+  Discord side to be up. Cold start 1.29 → 1.08–1.13 in runs on the same day.
 - **Every gateway frame was parsed** before the engine could drop it: 42,464 events/s in the first full run.
   The raw-text pre-filter (`Gateway._skip_unparsed`) skips other users' and other channels' messages and the
   events nobody wants unparsed. A message of another user that the engine
   follows (a job looked up by its id) is kept by id, so its later edits are still read.
+- **Full garbage collections paused tool calls**: the server keeps ~90,000 objects from start-up (the SDK's
+  models, the HTTP stack), and each gen-2 collection walked them all: 65 and 69 ms pauses in one hand-off
+  run, the worst of its latencies. `gc.freeze()` once the Discord side is up: no pause over 7 ms in the same
+  run.
 - **The simulator could not stop with jobs queued**: a cancelled job started the next queued one on a closed task
   group and the process hung; it now starts nothing while stopping. The simulator also records when it sends
   each final result (`SimulatorServer.results_sent()`), the hand-off benchmark's start.
