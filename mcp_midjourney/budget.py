@@ -119,9 +119,10 @@ class Spend:
 class BudgetExceeded(Exception):
     """A limit is reached. The message says which limit, the count, and when it frees up."""
 
-    def __init__(self, message: str, frees_at: float) -> None:
+    def __init__(self, message: str, frees_at: float, scope: str = "total") -> None:
         super().__init__(message)
         self.frees_at = frees_at
+        self.scope = scope  # "total", or the account whose own limit it is
 
 
 def _limit_value(env: Mapping[str, str], name: str, problems: list[str]) -> int | None:
@@ -382,7 +383,7 @@ class Budget:
     def _refusal(
         self, record: _Record, bucket: Kind, account: str, now: float, count: int, *, total: bool = True
     ) -> BudgetExceeded | None:
-        worst: tuple[float, str] | None = None
+        worst: tuple[float, str, str] | None = None
         for window, seconds in _WINDOWS:
             for limit, used, scope in self._applicable(record, bucket, window, account, now, total=total):
                 if used + count <= limit:
@@ -394,8 +395,8 @@ class Budget:
                 frees_at = recent[need - 1] + seconds if 0 < need <= len(recent) and count <= limit else math.inf
                 message = _message(bucket, window, limit, used, scope, frees_at, now, self.limits)
                 if worst is None or frees_at > worst[0]:
-                    worst = (frees_at, message)
-        return BudgetExceeded(worst[1], worst[0]) if worst is not None else None
+                    worst = (frees_at, message, scope)
+        return BudgetExceeded(worst[1], worst[0], worst[2]) if worst is not None else None
 
     # -- the file ------------------------------------------------------------------------------------
 
@@ -418,7 +419,11 @@ class Budget:
             yield
             return
         with handle:
-            locked = _lock(handle)
+            try:
+                locked = _lock(handle)
+            except OSError as exc:  # e.g. ENOLCK on a network file system
+                self._warn_once(f"budget lock file {lock_path} cannot be locked ({exc}); other processes may overspend")
+                locked = False
             if not locked:
                 self._warn_once("no cross-process file lock on this platform; one server process per budget file")
             try:

@@ -228,6 +228,8 @@ class Correlation(Scheduling):
         uuid = mj.message_job_uuid(msg)
         if uuid and job.job_uuid is None:
             self.store.index_uuid(job, uuid)
+            if not job.submitted:  # a job rebuilt from a message (maybe another user's): its result names the uuid
+                account.gateway.keep(uuid)
 
         verdict = mj.classify_embeds(as_list(msg.get("embeds")))
         if verdict is not None:

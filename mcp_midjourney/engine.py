@@ -79,6 +79,8 @@ class Engine(Recovery):
                 task_status.started()
         finally:
             self._tg = None
+            for job, _granted in self._waiting:
+                self._refund(job)  # held by the server, never sent: the stop gives the charge back
             with anyio.CancelScope(shield=True):
                 for account in self.accounts:
                     await account.rest.aclose()
@@ -303,7 +305,8 @@ class Engine(Recovery):
         job.modal = None
         job.prompt = prompt or job.prompt
         job.normalised_prompt = mj.normalise_prompt(job.prompt)
-        job.status = JobStatus.QUEUED
+        if job.status is JobStatus.NEEDS_INPUT:  # events during the send may already have moved (or ended) it
+            job.status = JobStatus.QUEUED
         job.touch()
         return job
 

@@ -42,6 +42,7 @@ class Scheduling:
         self.store = JobStore(max_finished=settings.store_limit)
         self._tg: TaskGroup | None = None
         self._waiting: list[tuple[Job, anyio.Event]] = []  # jobs waiting for an account slot, oldest first
+        self._refused: set[tuple[str, str, int]] = set()  # (account, bucket, count) refused in this `_pump` pass
 
     @property
     def account_problem(self) -> str | None:
@@ -94,7 +95,11 @@ class Scheduling:
         """
         accepted = anyio.Event()
         outcome: list[EngineError] = []
-        self._spawn(self._send, job, accepted, outcome)
+        try:
+            self._spawn(self._send, job, accepted, outcome)
+        except EngineError as exc:
+            self._finish(job, error=str(exc))
+            raise
         await accepted.wait()
         if outcome:
             raise outcome[0]
@@ -106,7 +111,7 @@ class Scheduling:
                 return  # failed while waiting (its account went down); the job says why
             await self._interact(account, job)
             account.jobs_sent += 1
-            job.submitted = True
+            job.submitted = job.reached_discord = True
             job.touch()
         except (DiscordHTTPError, AccountError) as exc:
             text = (
@@ -178,6 +183,7 @@ class Scheduling:
         """Give free slots to waiting jobs, oldest first; fail jobs no account will ever take."""
         if not self._waiting:
             return
+        self._refused.clear()  # per pass: an account whose own budget refused a charge is not asked again
         # This runs at every submission and every release. With no slot free anywhere and no account down, no
         # waiting job can be placed or failed: stop there (scanning every waiting job each time was O(n²) in a
         # burst). Finished jobs further down the line are dropped when the line reaches them.
@@ -240,11 +246,12 @@ class Scheduling:
         if job.spend is not None and self.budget is not None and self._budget_per_account:
             spend = job.spend
             if self.account(spend.account).down and not any(
-                a.down is None and self.budget.fits(spend, a.name) for a in self.accounts
+                a.down is None and self._fits(spend, a.name) for a in self.accounts
             ):
                 return (
-                    f"The account charged for this job stopped ({self.account(spend.account).down}) and every other "
-                    "account has used its own budget."
+                    f"The account charged for this job stopped ({self.account(spend.account).down}) and every "
+                    "account still up has used its own budget: try again when one frees up (the account tool shows "
+                    "each account's budget)."
                 )
         return None
 
@@ -259,9 +266,9 @@ class Scheduling:
             job.fail(error)
         elif job.status is not JobStatus.COMPLETED:
             job.complete()
-        self._refund(job)  # only when it never reached Discord
         self._release_slot(job)
         self.store.finished(job)
+        self._refund(job)  # only when it never reached Discord
 
     def _account_down(self, account: Account) -> None:
         """An account stopped: requeue its jobs that never started elsewhere; fail those that cannot move."""
@@ -327,26 +334,44 @@ class Scheduling:
                 return
             except BudgetExceeded as exc:
                 refusals.append(exc)
-                if not self.budget.per_account:
-                    break  # only the total limits: every account gets the same answer
+                if exc.scope == "total":
+                    break  # the total limit: every account gets the same answer
         first = min(refusals, key=lambda exc: exc.frees_at)
-        if len(refusals) > 1:
-            raise BudgetExceeded(f"No account has budget left. {first}", first.frees_at)
+        if len(refusals) > 1 and first.scope != "total":
+            raise BudgetExceeded(f"No account has budget left. {first}", first.frees_at, first.scope)
         raise first
 
     def _charge(self, job: Job, account: Account) -> bool:
         """Move the job's charge to `account`, if its own budget takes it."""
         if self.budget is None or job.spend is None or job.spend.account == account.name:
             return True
+        key = (account.name, job.spend.bucket, job.spend.count)
+        if key in self._refused:
+            return False
         try:
             job.spend = self.budget.move(job.spend, account.name)
         except BudgetExceeded:
+            self._refused.add(key)
+            return False
+        except Exception:  # the budget's file failing must not stop scheduling: run it where it was charged
+            log.exception("could not move a budget charge to account %s", account.name)
             return False
         return True
 
+    def _fits(self, spend: Any, account: str) -> bool:
+        assert self.budget is not None
+        try:
+            return self.budget.fits(spend, account)
+        except Exception:  # a failing budget file: let the job wait rather than fail it
+            log.exception("could not read the budget of account %s", account)
+            return True
+
     def _refund(self, job: Job) -> None:
         """Give a job's charge back when it never reached Discord; forget it either way (the job is done)."""
-        reached = job.submitted or job.interaction_id or job.progress_message_id or job.result_message_id
-        if job.spend is not None and self.budget is not None and not reached:
-            self.budget.refund(job.spend)
-        job.spend = None
+        reached = job.reached_discord or job.interaction_id or job.progress_message_id or job.result_message_id
+        spend, job.spend = job.spend, None
+        if spend is not None and self.budget is not None and not reached:
+            try:
+                self.budget.refund(spend)
+            except Exception:  # never let the budget's file break a job's ending
+                log.exception("could not give a budget charge back")

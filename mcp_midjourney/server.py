@@ -84,7 +84,8 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         state.settings = load_settings()
         state.budget = Budget.from_env(accounts=state.settings.account_list())
     except ConfigError as exc:
-        state.config_error = str(exc)
+        # Nothing runs on a configuration half read: a malformed budget must not mean no budget.
+        state.settings, state.config_error = None, str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_run_backend, state)
@@ -120,8 +121,12 @@ async def _run_backend(state: AppState) -> None:
             state.started.set()
             await anyio.sleep_forever()
     except Exception as exc:  # never kill the server: every tool call says what went wrong
-        log.exception("could not start the Discord side")
-        state.config_error = state.config_error or f"The server could not start its Discord side: {exc}"
+        log.exception("the Discord side stopped")
+        state.engine = state.renderer = state.http = None
+        state.config_error = state.config_error or (
+            f"The server's Discord side stopped ({type(exc).__name__}: {exc}); restart the server. The log (stderr) "
+            "has the details."
+        )
     finally:
         state.started.set()
 

@@ -60,6 +60,7 @@ class Job:
     note: str | None = None  # a reply in words (mode switches, confirmations)
     files: list[str] = field(default_factory=list)  # local copies in MJ_DOWNLOAD_DIR
     spend: Any = None  # the budget.Spend it was charged, until Discord takes it (refunded if it never does)
+    reached_discord: bool = False  # Discord accepted an interaction of it once (never cleared: a requeue keeps it)
 
     @property
     def handle(self) -> str:

@@ -86,3 +86,15 @@ async def test_budget_holds_under_concurrency_and_across_a_restart(sim, server_l
         checked = (await client.call_tool("check_prompt", {"prompt": "x"})).structured_content
         assert "0/3" in (checked["budget"] or "")
     assert sim.stats().get("POST /interactions", 0) == 3
+
+
+async def test_a_malformed_budget_setting_stops_every_job_instead_of_lifting_the_budget(
+    sim, server_log: Path, tmp_path: Path
+) -> None:
+    env = {"MJ_ACCOUNT_MAX_JOBS_PER_HOUR": "ten", "MJ_STATE_DIR": str(tmp_path / "state")}
+    async with spawn(sim, server_log, env=env) as client:
+        refused = await client.call_tool("imagine", {"prompt": "not with a broken budget"})
+        assert refused.is_error and "MJ_ACCOUNT_MAX_JOBS_PER_HOUR" in text(refused) and "'ten'" in text(refused)
+        checked = await client.call_tool("check_prompt", {"prompt": "still checkable --ar 3:2"})
+        assert not checked.is_error  # the server keeps serving what needs no Discord
+    assert sim.stats().get("POST /interactions", 0) == 0

@@ -11,7 +11,7 @@ import pytest
 
 from mcp_midjourney.budget import Budget, BudgetExceeded, BudgetLimits, Limits
 from mcp_midjourney.config import load_settings
-from mcp_midjourney.engine import Engine
+from mcp_midjourney.engine import Engine, EngineError
 from mcp_midjourney.store import Job
 
 pytestmark = pytest.mark.anyio
@@ -81,7 +81,7 @@ async def test_the_total_limit_refuses_once_whatever_the_accounts() -> None:
     engine._reserve(job(1), "job")
     with pytest.raises(BudgetExceeded, match="MJ_MAX_JOBS_PER_HOUR") as refused:
         engine._reserve(job(2), "job")
-    assert "frees up" in str(refused.value)
+    assert "frees up" in str(refused.value) and "No account has budget left" not in str(refused.value)
 
 
 async def test_a_queued_job_that_can_never_run_gives_its_charge_back() -> None:
@@ -106,4 +106,22 @@ async def test_a_job_discord_took_keeps_its_charge_even_if_it_fails() -> None:
     engine.store.add(taken)
     taken.interaction_id = "1300000000000000001"  # the gateway echoed it: Discord has it
     engine._finish(taken, error="Midjourney refused the job (made up)")
+    assert engine.budget is not None and engine.budget.remaining("a")["jobs_this_hour"] == 0
+
+
+async def test_a_job_the_engine_cannot_send_fails_and_gives_its_charge_back() -> None:
+    engine = pool({"a": Limits(jobs_per_hour=1)})  # never started: no task group to send from
+    with pytest.raises(EngineError, match="not running"):
+        await engine.imagine("never sent", cost="job")
+    assert engine.budget is not None and engine.budget.remaining("a")["jobs_this_hour"] == 1
+    assert all(job.status.finished for job in engine.store.running()) and not engine.store.running()
+
+
+async def test_a_job_moved_off_a_stopped_account_keeps_its_charge_if_discord_had_it() -> None:
+    engine = pool({"a": Limits(jobs_per_hour=1)})
+    moved = job(1)
+    engine._reserve(moved, "job")
+    engine.store.add(moved)
+    moved.reached_discord = True  # sent once; the requeue cleared submitted and the interaction id
+    engine._finish(moved, error="The account charged for this job stopped (made up)")
     assert engine.budget is not None and engine.budget.remaining("a")["jobs_this_hour"] == 0

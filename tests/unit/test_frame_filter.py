@@ -288,6 +288,32 @@ def test_another_users_message_the_engine_follows_is_never_skipped() -> None:
     assert gateway.frames_skipped == 1
 
 
+def test_the_result_of_another_users_job_the_engine_follows_is_read() -> None:
+    """Its result is a new message naming only that user: the job's uuid, learned from its progress, lets it in."""
+    engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL))
+    account = engine.accounts[0]
+    gateway = account.gateway
+    gateway.user_id = ME
+    uuid = "1a2b3c4d-0000-4000-8000-00000000beef"
+    waiting = message(f"**a stranger's harbour** - <@{OTHER}> (Waiting to start)", id="555000000000009111")
+    job = engine._rebuild(account, copy.deepcopy(waiting))  # looked up by id before Midjourney started it
+    assert job.job_uuid is None
+    progress = waiting | {
+        "content": f"**a stranger's harbour** - <@{OTHER}> (40%) (fast)",
+        "attachments": [{"id": "1", "filename": f"stranger_{uuid}.png", "url": f"https://cdn.example/{uuid}.png"}],
+    }
+    gateway.handle_frame(frame("MESSAGE_UPDATE", progress, seq=7))
+    assert job.job_uuid == uuid and job.progress == 40
+    result = message(
+        f"**a stranger's harbour** - <@{OTHER}> (fast)",
+        id="555000000000009112",
+        attachments=[{"id": "2", "filename": f"stranger_harbour_{uuid}.png", "url": f"https://cdn.example/{uuid}.png"}],
+    )
+    gateway.handle_frame(frame("MESSAGE_DELETE", {"id": progress["id"], "channel_id": CHANNEL}, seq=8))
+    gateway.handle_frame(frame("MESSAGE_CREATE", result, seq=9))
+    assert gateway.frames_skipped == 0 and job.result_message_id == result["id"] and not job.in_flight
+
+
 def test_kept_ids_are_bounded_and_only_ids() -> None:
     gateway, _ = make_gateway()
     gateway.keep(None, "", "12", "not-an-id")
