@@ -95,19 +95,18 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
             tg.cancel_scope.cancel()
 
 
-def _load_http_stack() -> None:
-    """Import the HTTP transport and websocket modules and load the CA bundle (~0.2 s of CPU): run in a worker
-    thread so the event loop keeps answering the client meanwhile."""
-    import httpx2.websockets
+def _http_client() -> httpx2.AsyncClient:
+    """The shared HTTP client, built in a worker thread: its transport imports and the CA bundle (~0.2 s of CPU)
+    stay off the event loop, which answers the client meanwhile. The gateway's websocket module loads here too."""
+    import httpx2.websockets  # loaded for the gateway, off the event loop
 
-    httpx2.AsyncHTTPTransport(verify=tls_context())
+    return httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
 
 
 async def _run_backend(state: AppState) -> None:
     """The shared HTTP client and the engine (every account's gateway session), until the server stops."""
     try:
-        await anyio.to_thread.run_sync(_load_http_stack)
-        client = httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
+        client = await anyio.to_thread.run_sync(_http_client)
         async with client as http, anyio.create_task_group() as tg:
             state.http = http
             if state.settings is not None:
