@@ -45,7 +45,7 @@ ANALYSIS = """\
 
 - **A shared 2-core VM.** The machine above is small and was shared with other work while the suite ran (load
   averages in the header); on the day of this run it was slower than on earlier days (hand-off p50 moved
-  between 6 and 10 ms from one run to the next within the same hour, and p99 between 10 and 32 ms). Ratios
+  between 6 and 10 ms from one run to the next within the same hour; its p99, below). Ratios
   measured within one run (cold start, the pool against its ideal) are the least sensitive to that; absolute
   rates (events per second, latencies) move with the CPU and with what else runs: repeated runs here
   differed by up to a third.
@@ -53,9 +53,10 @@ ANALYSIS = """\
   the server's read of the frame (the websocket write and read), 2.4 ms in the server (parse, correlation, waking
   the call, rendering, the SDK's reply with its two thread hops to stdout) and 1.9 ms from the server's flush to
   the client's return (its read, parse and validation); at p99, 4.4, 5.7 and 3.9 ms. The slowest jobs were slow in
-  different segments, not in one, so the tail is three processes sharing two cores rather than a pause of ours
-  (the full collections that had paused calls for 65 ms are frozen away, see below). p99 ranged from 10 to 32 ms
-  across the runs of this day.
+  different segments, not in one: that points to three processes sharing two cores rather than to a pause of ours
+  (the full collections that had paused calls for 65 ms are frozen away, see below). With p99 moving between 10
+  and 32 ms from run to run on this machine, the < 20 ms target is met in some runs and not in others; this table
+  is one run.
 - **Event dispatch.** In a busy Midjourney channel most frames are the bot's messages about other people's
   jobs, 2–3 KB each, and `json.loads` of one takes most of the 20 µs per event that 50,000 events/s allow on
   this CPU. The gateway therefore judges a dispatch on its raw text first, and only when it begins exactly as
@@ -69,22 +70,25 @@ ANALYSIS = """\
 - **The pool over stdio.** The in-process row is the engine: scheduling, the gateway and correlation. The stdio
   rows add the MCP SDK's transport and two tool calls per job (the second also fetches the result's preview), in a
   server process whose work all runs on one event loop, so on one core. With 0.5 s jobs (90× a real job's pace)
-  that core is the limit on this machine: the server's CPU time is 90–100% of the wall time (the details of the
-  capacity row), 17–19 ms per job. Of that, the SDK's own handling of a request costs ~1.4–1.8 ms of the main
-  thread here (a bare one-tool `MCPServer` costs the same per call: our tool code adds ~0.4 ms); fetching and
-  shrinking a result's preview ~3 ms; the rest is the engine, mostly the websocket library's per-frame work, since
-  each of the ten accounts' websockets receives the whole busy guild channel (~23 frames per job). At that load
-  its wall time measures the CPU, not the schedule: nineteen runs of the same code within one hour (some with
-  light tracing) gave 1.07 to 1.48. And the SDK's stdio transport, which reads each request line through a worker
-  thread and writes each response with two more, one at a time, slows down with the loop: each thread hop took a
-  median 7 ms (p90 18 ms) inside a saturated server against 0.16 ms in an idle process, so responses leave at ~70
-  a second and results wait seconds to go out (the result-to-return times under load). That run is therefore
-  reported as the rate the server sustains, with its CPU share. With 1.5 s jobs (30× a real job's pace) the server
-  needs under half its core and the ratio measures the scheduling through the real transport again (1.026 and
-  1.032 in two runs during development). Tried and not kept: a pipe-based stdio transport (the event loop reading
-  and writing the pipes itself) cut the result-to-return median under the 0.5 s load from ~7–13 s to ~1 s but left
-  the ratio at 1.13–1.18, since the core stays the limit, and it needs the SDK's private server internals; uvloop
-  (no change); a shorter GIL switch interval (no change in the hop times).
+  that core is busy nearly all the time on this machine: the server's CPU time was 90–100% of the wall time across
+  runs during development (this run's share is in the row's details), about 17–19 ms per job. Of that, the SDK's
+  own handling of a request costs ~1.4–1.8 ms of the main thread here (two requests per job; a bare one-tool
+  `MCPServer` costs as much per request, and our tool code adds ~0.4 ms on top); fetching and shrinking a result's
+  preview ~3 ms; the rest is the engine, mostly the websocket library's per-frame work, since each of the ten
+  accounts' websockets receives the whole busy guild channel (~23 frames per job). At that load the wall time
+  follows the CPU more than the schedule: nineteen runs of the same code within one hour (some with light tracing)
+  gave 1.07 to 1.48. The SDK's stdio transport, which reads each request line through a worker thread and writes
+  each response with two more, one at a time, slows down with the loop: in traced runs a thread hop took a median
+  7 ms (p90 18 ms) inside the busy server against 0.16 ms in an idle process, and results waited seconds to go out
+  (the result-to-return times under load). So that run's ratio is judged only when the server's CPU share shows
+  its core was not the limit; otherwise the table gives it without a verdict, with the verdict it would have had.
+  With 1.5 s jobs (30× a real job's pace) the server needs under half its core and the ratio is always judged
+  (1.026 and 1.032 in two runs during development). It is not like-for-like with the 0.5 s rows: a three times
+  longer ideal also thins out fixed start-up and tail costs, and the opening burst of a thousand calls still
+  queues in the transport (result-to-return p99 of seconds there too). Tried and not kept: a pipe-based stdio
+  transport (the event loop reading and writing the pipes itself) cut the result-to-return median under the 0.5 s
+  load from ~7–13 s to ~1 s, but its ratios, 1.13–1.18, fall within the stock transport's spread, and it needs the
+  SDK's private server internals; uvloop (no change); a shorter GIL switch interval (no change in the hop times).
 - **Cold start.** What our server adds to the SDK's own start-up: its modules (pydantic models, the
   parameter and content grammars: ~50–60 ms here) and registering seven tools instead of one (the SDK
   builds each tool's input and output JSON schemas: ~65 ms). The HTTP transport (httpcore2, h11), the
@@ -155,8 +159,13 @@ def _report(sections: list[Section], info: dict[str, str], command: str, seconds
     ]
     met = [f for s in sections for f in s.figures if f.met is True]
     missed = [f for s in sections for f in s.figures if f.met is False]
-    lines += [f"{len(met)} targets met, {len(missed)} not met" + (":" if missed else "."), ""]
-    lines += [f"- {f.name}: {f.value} (target {f.target})" for f in missed]
+    waived = [f for s in sections for f in s.figures if f.waived]
+    summary = f"{len(met)} targets met, {len(missed)} not met"
+    if waived:
+        summary += f", {len(waived)} not applied in this run (see below)"
+    listed = [f"- {f.name}: {f.value} (target {f.target})" for f in missed]
+    listed += [f"- Not applied: {f.name}: {f.value} ({f.waived})" for f in waived]
+    lines += [summary + (":" if listed else "."), *(["", *listed] if listed else [])]
     lines += ["", ANALYSIS, "## How each figure is measured", ""]
     for section in sections:
         lines += [f"### {section.title}", "", section.method, ""]

@@ -35,10 +35,13 @@ class Figure:
     target: str
     met: bool | None
     note: str = ""
+    waived: str = ""  # why this run's value was not judged against the target (then `met` is None)
 
     @property
     def verdict(self) -> str:
-        """`met`, `not met`, or `—` for a figure reported without a target."""
+        """`met`, `not met`, `not applied` (see `waived`), or `—` for a figure reported without a target."""
+        if self.waived:
+            return "not applied"
         return "—" if self.met is None else ("met" if self.met else "**not met**")
 
 
@@ -148,12 +151,12 @@ def flatten_images(sim: Any) -> None:
 
 def children_cpu_seconds(marker: str = "mcp_midjourney") -> float | None:
     """CPU seconds (user + system, every thread) used so far by this process's live children whose command line
-    contains `marker`: the spawned server. None where /proc is not there to ask (not Linux)."""
+    contains `marker`: the spawned server. None when there is no such child, or no /proc to ask (not Linux)."""
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return None
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    total: float | None = None
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -163,7 +166,7 @@ def children_cpu_seconds(marker: str = "mcp_midjourney") -> float | None:
                 continue
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile, or not ours to read
-        total += (int(fields[11]) + int(fields[12])) / tick
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return total
 
 

@@ -48,9 +48,10 @@ PROMPTS = (
     "portrait of an astronaut, studio light",
 )
 STDIO_JOB_SECONDS = 1.5
-"""Job length of the stdio run with the target: real jobs take ~45 s, so this is still 30× their pace. At the
-in-process run's 0.5 s the tool calls, the previews and ten gateways' events need more than the server's one
-core on a 2-core machine that also runs the simulator: that run is kept too, as the capacity figure."""
+"""Job length of the stdio run that is always judged: real jobs take ~45 s, so this is still 30× their pace. At
+the in-process run's 0.5 s the tool calls, the previews and ten gateways' events keep the server's one core busy
+nearly all the time on a 2-core machine that also runs the simulator; that run is kept, and judged only when its
+CPU share shows that its core was not the limit (`_saturated`)."""
 SATURATED = 0.85
 """CPU seconds per wall second from which a run counts as bound by the server's core: its work runs on one event
 loop (a few worker threads only move bytes), so one core is all it can use."""
@@ -177,9 +178,9 @@ Driver = Callable[[int, str], Coroutine[Any, Any, tuple[str, dict[str, Any]]]]
 
 
 @asynccontextmanager
-async def _stdio(sim: Any, env: dict[str, str], workdir: Path, accounts: int) -> AsyncIterator[Driver]:
+async def _stdio(sim: Any, env: dict[str, str], log: Path, accounts: int) -> AsyncIterator[Driver]:
     """Jobs through the real server over stdio: imagine for a handle, then get_message until done."""
-    async with spawn_server(env, workdir / "throughput-server.log") as client:
+    async with spawn_server(env, log) as client:
         await wait_for_sessions(sim, accounts)
 
         async def one(i: int, prompt: str) -> tuple[str, dict[str, Any]]:
@@ -197,7 +198,7 @@ async def _stdio(sim: Any, env: dict[str, str], workdir: Path, accounts: int) ->
 
 
 @asynccontextmanager
-async def _in_process(sim: Any, env: dict[str, str], workdir: Path, accounts: int) -> AsyncIterator[Driver]:
+async def _in_process(sim: Any, env: dict[str, str], log: Path, accounts: int) -> AsyncIterator[Driver]:
     """Jobs through an `Engine` in this process: `imagine`, then `wait` until done (no MCP, no rendering)."""
     from mcp_midjourney.config import load_settings
     from mcp_midjourney.engine import Engine
@@ -241,6 +242,7 @@ async def measure(
     interaction_interval: float = 0.05,
     noise_period: float = 0.5,
     workdir: Path,
+    name: str = "throughput",
 ) -> ThroughputResult:
     """Run `jobs` jobs over a pool of `accounts` simulated accounts and check every one's routing.
 
@@ -259,7 +261,7 @@ async def measure(
         for name in ("MJ_DISCORD_TOKEN", "MJ_CHANNEL_ID", "MJ_GUILD_ID"):
             env.pop(name, None)
         channel_of = {a["name"]: a["channel_id"] for a in pool}
-        async with drivers[mode](sim, env, workdir, accounts) as run_job:
+        async with drivers[mode](sim, env, workdir / f"{name}-server.log", accounts) as run_job:
             # Warm-up: one job per account reads its command index (once per session, not per job).
             async with anyio.create_task_group() as group:
                 for i in range(accounts):
@@ -345,11 +347,12 @@ async def measure(
     )
 
 
-def figures(result: ThroughputResult, *, capacity: bool = False) -> list[Figure]:
+def figures(result: ThroughputResult, *, waive_when_saturated: bool = False) -> list[Figure]:
     """The table rows of a `ThroughputResult`.
 
-    `capacity`: the server's one core was the limit of the run (`_saturated`); its wall time then measures that
-    core, so it is reported with the rate sustained and no target (routing and balance keep theirs).
+    `waive_when_saturated`: when the server's one core was busy nearly the whole run (`_saturated`), its wall
+    time measures that core rather than the schedule, so the ratio is shown without a verdict, with the reason
+    and what the verdict would have been (routing and balance are judged at any load).
     """
     counts = list(result.per_account.values()) or [0]
     mean = result.jobs / result.accounts
@@ -357,8 +360,9 @@ def figures(result: ThroughputResult, *, capacity: bool = False) -> list[Figure]
     routing_ok = not result.problems and result.routed == result.jobs
     bound = max(result.ideal, result.pacing_bound)
     how = "engine in-process" if result.mode == "engine" else "real server over stdio"
-    how += f", {result.job_seconds:g} s jobs" + (": CPU-bound" if capacity else "")
-    notes = ""
+    how += f", {result.job_seconds:g} s jobs"
+    rate = result.jobs / result.wall
+    notes = f"; {rate:.1f} jobs/s (the schedule allows at most {result.jobs / bound:.1f}/s)"
     if result.handoffs:
         notes += (
             f"; result → call returning under this load: p50 {ms(percentile(result.handoffs, 50))}, "
@@ -367,16 +371,23 @@ def figures(result: ThroughputResult, *, capacity: bool = False) -> list[Figure]
     if result.cpu_share is not None:
         whose = "the server process" if result.mode == "stdio" else "this process (the engine and the driver)"
         notes += f"; CPU of {whose}: {result.cpu_seconds:.1f} s, {result.cpu_share:.0%} of one core"
-    rate = result.jobs / result.wall
+    within = result.ratio <= 1.10
+    waived = ""
+    if waive_when_saturated and _saturated(result) and result.cpu_share is not None:
+        waived = (
+            f"the server's CPU time was {result.cpu_share:.0%} of the wall time (≥ {SATURATED:.0%}): the run "
+            f"measured its core, not the schedule; ≤ 1.10 would {'be' if within else 'not be'} met"
+        )
     return [
         Figure(
             f"Pool ({how}): wall time / ideal, {result.jobs:,} jobs on {result.accounts} accounts",
-            f"{result.ratio:.3f} ({rate:.1f} jobs/s)" if capacity else f"{result.ratio:.3f}",
-            "— (capacity)" if capacity else "≤ 1.10",
-            None if capacity else result.ratio <= 1.10,
+            f"{result.ratio:.3f}" + (f" (server CPU {result.cpu_share:.0%})" if waived else ""),
+            "≤ 1.10",
+            None if waived else within,
             f"wall {result.wall:.2f} s, ideal ceil({result.jobs}/({result.accounts}×{result.concurrency}))"
             f"×{result.job_seconds:g} s = {bound:.2f} s (interaction pacing alone would allow "
-            f"{result.pacing_bound:.2f} s); {rate:.1f} jobs/s{notes}",
+            f"{result.pacing_bound:.2f} s){notes}",
+            waived,
         ),
         Figure(
             f"Pool ({how}): jobs completed and routed right",
@@ -403,17 +414,30 @@ def _saturated(result: ThroughputResult) -> bool:
 
 
 async def run(quick: bool, workdir: Path) -> Section:
-    """Measure and describe figure 3: in-process, over stdio, and over stdio beyond one core's capacity."""
+    """Measure and describe figure 3: in-process, over stdio, and over stdio at the in-process run's pace."""
     started = time.monotonic()
     jobs = 300 if quick else 1000
     engine = await measure(mode="engine", jobs=jobs, workdir=workdir)
-    stdio = await measure(mode="stdio", jobs=jobs, job_seconds=STDIO_JOB_SECONDS, workdir=workdir)
-    capacity = await measure(mode="stdio", jobs=jobs, workdir=workdir)
-    runs = {"engine": engine, **{f"stdio, {r.job_seconds:g} s jobs": r for r in (stdio, capacity)}}
+    stdio = await measure(mode="stdio", jobs=jobs, job_seconds=STDIO_JOB_SECONDS, workdir=workdir, name="pool-stdio")
+    fast = await measure(mode="stdio", jobs=jobs, workdir=workdir, name="pool-stdio-fast")
+    runs = {"engine": engine, "stdio": stdio, f"stdio, {fast.job_seconds:g} s jobs": fast}
     details = [f"problem ({name}): {p}" for name, r in runs.items() for p in r.problems[:10]]
+    if fast.cpu_share is None:
+        verdict = "the server's CPU could not be read here (no /proc), so the target applies"
+    elif _saturated(fast):
+        verdict = (
+            f"in this run its CPU time was {fast.cpu_share:.0%} of the wall time, at least {SATURATED:.0%}: that "
+            "run measured the server's core rather than the schedule, so its ratio is shown without a verdict, "
+            "with the verdict it would have had (see Reading the figures)"
+        )
+    else:
+        verdict = (
+            f"in this run its CPU time was {fast.cpu_share:.0%} of the wall time, below the {SATURATED:.0%} "
+            "from which a run would measure the server's core rather than the schedule, so the target applies"
+        )
     return Section(
         "Throughput and routing at scale",
-        figures(engine) + figures(stdio) + figures(capacity, capacity=_saturated(capacity)),
+        figures(engine) + figures(stdio) + figures(fast, waive_when_saturated=True),
         f"{engine.accounts} simulated accounts in `MJ_ACCOUNTS` (the main one in the busy guild channel, the "
         f"others in their DMs with the bot), each allowed {engine.concurrency} running + {engine.queue_size} "
         "queued jobs; the simulator enforces the same limits (`Job queued` beyond the running ones, `Queue full` "
@@ -423,11 +447,9 @@ async def run(quick: bool, workdir: Path) -> Section:
         "that channel). Three runs: an `Engine` in the benchmark process (`imagine`, then `wait`: the "
         f"scheduling and correlation alone) with {engine.job_seconds:g} s jobs; the real server spawned over "
         "stdio, each job as an agent runs it (`imagine(wait_seconds=0)`, then `get_message(wait_seconds=55)`, "
-        f"which also fetches the result's preview), with {STDIO_JOB_SECONDS:g} s jobs (30× a real job's speed); "
-        f"and the same with {capacity.job_seconds:g} s jobs (90×), which asks more of the server than its one "
-        "core can give on this machine: when the server's CPU time is at least "
-        f"{SATURATED:.0%} of the wall time, its wall time measures that core, so it is reported as the rate the "
-        "server sustains, without a target (see Reading the figures); below that, the target applies. Routing "
+        f"which also fetches the result's preview), with {stdio.job_seconds:g} s jobs (30× a real job's pace); "
+        f"and the same with {fast.job_seconds:g} s jobs (90×). The server does all its work on one event loop, "
+        f"so on one core; for the {fast.job_seconds:g} s run {verdict}. Routing "
         "is checked against the simulator's own record: the handle a call got → the nonce sent → the "
         "simulator's job → its uuid and result message, which must be the ones the call returned, in the "
         "sending account's channel. The simulator runs in its own process, and its images are a 1×1 PNG here "
