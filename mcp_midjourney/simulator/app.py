@@ -255,7 +255,8 @@ class Simulator:
         return {uuid: job.state for uuid, job in self.jobs.jobs.items()}
 
     def results_sent(self) -> list[tuple[str, float]]:
-        """(job uuid, `time.monotonic()`) of every final result sent so far (the last 100,000), oldest first."""
+        """(job uuid, `time.monotonic()`) of every final result so far (the last 100,000), oldest first, stamped
+        as the result's MESSAGE_CREATE is written to a websocket of the job's user."""
         return list(self.world.results_sent)
 
     # -- faults (see faults.py) --------------------------------------------------------------------

@@ -302,6 +302,10 @@ class Gateway:
             faults.note("garbage", junk[:40])
             await self._write_encoded(connection, connection.encode_text(junk))
         encoded = connection.encode(frame)
+        if event and frame.get("t") == "MESSAGE_CREATE" and connection.session is not None:
+            data = frame.get("d")
+            if isinstance(data, dict) and isinstance(data.get("id"), str):
+                self.world.stamp_result(data["id"], connection.session.account.user_id)
         await self._write_encoded(connection, encoded)
         if event and faults.chance(faults.duplicate):
             faults.note("duplicate", str(frame.get("t")))

@@ -8,7 +8,6 @@ progress message is deleted and the result is a brand-new message with no nonce 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -274,7 +273,7 @@ class Jobs:
         job.result_message_id = result.id
         if self.world.config.delete_before_final:
             self.chat.delete(progress)
-        self.world.results_sent.append((job.uuid, time.monotonic()))
+        self.world.expect_result(result.id, job.uuid, job.user_id)
         self.chat.post(result)
         if not self.world.config.delete_before_final:
             self.chat.delete(progress)

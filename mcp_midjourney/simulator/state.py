@@ -126,8 +126,10 @@ class World:
         self.uploads: OrderedDict[str, bytes] = OrderedDict()
         self.rest_counts: Counter[str] = Counter()
         self.gateway_counts: Counter[str] = Counter()
-        # (job uuid, time.monotonic()) as each final result is sent: the hand-off latency benchmark's start.
+        # (job uuid, time.monotonic()) as each final result is written to its user's websocket: the hand-off
+        # latency benchmark's start. Results wait in `results_to_stamp` (message id -> uuid, user) until then.
         self.results_sent: deque[tuple[str, float]] = deque(maxlen=100_000)
+        self.results_to_stamp: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.interaction_times: dict[str, deque[float]] = {}
         self.faults = Faults()  # nothing armed until a test asks
         self.guild_name = "Simulated Midjourney"
@@ -136,6 +138,21 @@ class World:
         self.channels[config.forbidden_channel_id] = Channel(
             config.forbidden_channel_id, config.guild_id, "staff-only", readers=set()
         )
+
+    # -- the hand-off benchmark's clock -------------------------------------------------------------
+
+    def expect_result(self, message_id: str, uuid: str, user_id: str) -> None:
+        """A job's final result is about to be posted: stamp it when it is written to its user's websocket."""
+        self.results_to_stamp[message_id] = (uuid, user_id)
+        while len(self.results_to_stamp) > 10_000:  # results whose user never came back to read them
+            self.results_to_stamp.popitem(last=False)
+
+    def stamp_result(self, message_id: str, user_id: str) -> None:
+        """A MESSAGE_CREATE is being written to a websocket of `user_id`: record it if it is a job's result."""
+        expected = self.results_to_stamp.get(message_id)
+        if expected is not None and expected[1] == user_id:
+            del self.results_to_stamp[message_id]
+            self.results_sent.append((expected[0], time.monotonic()))
 
     # -- accounts ----------------------------------------------------------------------------------
 

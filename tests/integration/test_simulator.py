@@ -461,6 +461,51 @@ async def test_imagine_lives_like_a_real_job(sim: SimulatorServer, rest: httpx2.
 
 
 @pytest.mark.anyio
+async def test_a_result_is_stamped_as_it_is_written_to_its_users_websocket(
+    sim: SimulatorServer, rest: httpx2.AsyncClient
+) -> None:
+    # The hand-off benchmark measures from this stamp: it must be the write of the result to a websocket of the
+    # job's user, not the moment the bot composed it, nor the write of someone else's result to ours.
+    def ours(frame: JSON) -> bool:
+        return is_result(frame) and "a stamped cat" in frame["d"]["content"]
+
+    async with connect(rest, sim.gateway_url) as ws:
+        gateway = RawGateway(ws)
+        await gateway.identify(sim.token)
+        theirs = sim.inject_job("a stamped cat", username="someone")  # same channel: its result reaches us too
+        body = await imagine_body(rest, sim, gateway.session_id, "a stamped cat")
+        assert (await rest.post("/interactions", json=body)).status_code == 204
+        received: list[tuple[JSON, float]] = []
+        with anyio.fail_after(WAIT):
+            while sum(ours(frame) for frame, _ in received) < 2:
+                frame = await gateway.next_event()
+                received.append((frame, time.monotonic()))
+    results = [(i, frame) for i, (frame, _) in enumerate(received) if ours(frame)]
+    [(mine_at, mine)] = [(i, f) for i, f in results if f["d"]["mentions"][0]["id"] == sim.user_id]
+    [(_, other)] = [(i, f) for i, f in results if f["d"]["mentions"][0]["id"] != sim.user_id]
+    assert theirs in custom_ids(other["d"])[0]
+    uuid = custom_ids(mine["d"])[0].rsplit("::", 1)[1]
+    stamps = dict(sim.results_sent())
+    assert set(stamps) == {uuid}  # the other user's result was written to our websocket: not a send to its user
+    assert stamps[uuid] <= received[mine_at][1]
+
+    # A result composed while nothing is written to its user's websocket (a zombie connection) is not stamped.
+    async with connect(rest, sim.gateway_url) as ws:
+        gateway = RawGateway(ws)
+        await gateway.identify(sim.token)
+        body = await imagine_body(rest, sim, gateway.session_id, "an unsent cat")
+        assert (await rest.post("/interactions", json=body)).status_code == 204
+        await gateway.next_event("INTERACTION_SUCCESS")
+        assert sim.freeze_connections() == 1
+        for _ in range(int(WAIT / 0.05)):  # the job goes on to its end on the bot's side
+            if list(sim.job_states().values()).count("done") == 3:
+                break
+            await anyio.sleep(0.05)
+    assert list(sim.job_states().values()).count("done") == 3
+    assert set(dict(sim.results_sent())) == {uuid}
+
+
+@pytest.mark.anyio
 async def test_buttons_u2_reply_and_v1_job(sim: SimulatorServer, rest: httpx2.AsyncClient) -> None:
     async with connect(rest, sim.gateway_url) as ws:
         gateway = RawGateway(ws)
