@@ -49,14 +49,16 @@ ANALYSIS = """\
   measured within one run (cold start, the pool against its ideal) are the least sensitive to that; absolute
   rates (events per second, latencies) move with the CPU and with what else runs: repeated runs here
   differed by up to a third.
-- **Hand-off.** A traced run of 200 jobs split the path, at the median, into 1.7 ms from the simulator's send to
-  the server's read of the frame (the websocket write and read), 2.4 ms in the server (parse, correlation, waking
-  the call, rendering, the SDK's reply with its two thread hops to stdout) and 1.9 ms from the server's flush to
-  the client's return (its read, parse and validation); at p99, 4.4, 5.7 and 3.9 ms. The slowest jobs were slow in
-  different segments, not in one: that points to three processes sharing two cores rather than to a pause of ours
-  (the full collections that had paused calls for 65 ms are frozen away, see below). With p99 moving between 10
-  and 32 ms from run to run on this machine, the < 20 ms target is met in some runs and not in others; this table
-  is one run.
+- **Hand-off.** Traced runs of 200 jobs split the path, at the median, into 1.0 ms from the simulator's write of
+  the result to the server's read of it (the websocket), 2.3 ms in the server (parse, correlation, waking the
+  call, rendering, the SDK's reply with its two thread hops to stdout) and 1.9 ms from the server's flush to the
+  client's return (its read, parse and validation). The tail is not one pause of ours. In quiet runs p99 was 6–9
+  ms, with one job per run 23–41 ms late between the simulator's write and the server's read; in busier minutes
+  several jobs were 13–37 ms late, slow in different segments or in all three at once (the VM's steal time was ~2%
+  of its CPU during such a run), and the simulator's own full collections (~30 ms, about once a run) land there at
+  times. The full collections that had paused our calls for 65 ms are frozen away (see below). On this machine the
+  < 20 ms target was met in 10 of 12 runs in the two hours before this table and in 2 of 5 runs earlier that
+  night; this table is one run.
 - **Event dispatch.** In a busy Midjourney channel most frames are the bot's messages about other people's
   jobs, 2–3 KB each, and `json.loads` of one takes most of the 20 µs per event that 50,000 events/s allow on
   this CPU. The gateway therefore judges a dispatch on its raw text first, and only when it begins exactly as
