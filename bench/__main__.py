@@ -57,8 +57,8 @@ ANALYSIS = """\
   several jobs were 13–37 ms late, slow in different segments or in all three at once (the VM's steal time was ~2%
   of its CPU during such a run), and the simulator's own full collections (~30 ms, about once a run) land there at
   times. The full collections that had paused our calls for 65 ms are frozen away (see below). On this machine the
-  < 20 ms target was met in 10 of 12 runs in the two hours before this table and in 2 of 5 runs earlier that
-  night; this table is one run.
+  < 20 ms target was met in 10 of 12 runs in the two hours before this table and in 1 of 5 runs earlier that
+  night, when the machine was slower; this table is one run.
 - **Event dispatch.** In a busy Midjourney channel most frames are the bot's messages about other people's
   jobs, 2–3 KB each, and `json.loads` of one takes most of the 20 µs per event that 50,000 events/s allow on
   this CPU. The gateway therefore judges a dispatch on its raw text first, and only when it begins exactly as
