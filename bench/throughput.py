@@ -258,8 +258,8 @@ async def measure(
             MJ_WAIT_CEILING="55",
             MJ_INTERACTION_INTERVAL=str(interaction_interval),
         )
-        for name in ("MJ_DISCORD_TOKEN", "MJ_CHANNEL_ID", "MJ_GUILD_ID"):
-            env.pop(name, None)
+        for variable in ("MJ_DISCORD_TOKEN", "MJ_CHANNEL_ID", "MJ_GUILD_ID"):
+            env.pop(variable, None)
         channel_of = {a["name"]: a["channel_id"] for a in pool}
         async with drivers[mode](sim, env, workdir / f"{name}-server.log", accounts) as run_job:
             # Warm-up: one job per account reads its command index (once per session, not per job).
