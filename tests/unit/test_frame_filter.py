@@ -264,19 +264,24 @@ def test_handle_frame_returns_the_ops_the_read_loop_must_answer() -> None:
     assert gateway.handle_frame("not json") is None and gateway.malformed_frames == 1
 
 
-def test_an_accounts_gateway_knows_its_channel() -> None:
+def our_engine() -> Engine:
+    """An engine with one account on CHANNEL whose gateway knows our user id (as READY would have set it)."""
     engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL))
-    gateway = engine.accounts[0].gateway
+    engine.accounts[0].gateway.user_id = ME
+    return engine
+
+
+def test_an_accounts_gateway_knows_its_channel() -> None:
+    gateway = our_engine().accounts[0].gateway
     gateway.handle_frame(frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)))
     assert gateway.frames_skipped == 1
 
 
 def test_another_users_message_the_engine_follows_is_never_skipped() -> None:
     """A job rebuilt from another user's message (get_message on its id): its later edits must reach the engine."""
-    engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL))
+    engine = our_engine()
     account = engine.accounts[0]
     gateway = account.gateway
-    gateway.user_id = ME
     followed = message(f"**a stranger's lighthouse** - <@{OTHER}> (31%) (fast)", id="555000000000009101")
     job = engine._rebuild(account, copy.deepcopy(followed))
     assert job.progress == 31
@@ -290,10 +295,9 @@ def test_another_users_message_the_engine_follows_is_never_skipped() -> None:
 
 def test_the_result_of_another_users_job_the_engine_follows_is_read() -> None:
     """Its result is a new message naming only that user: the job's uuid, learned from its progress, lets it in."""
-    engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL))
+    engine = our_engine()
     account = engine.accounts[0]
     gateway = account.gateway
-    gateway.user_id = ME
     uuid = "1a2b3c4d-0000-4000-8000-00000000beef"
     waiting = message(f"**a stranger's harbour** - <@{OTHER}> (Waiting to start)", id="555000000000009111")
     job = engine._rebuild(account, copy.deepcopy(waiting))  # looked up by id before Midjourney started it
@@ -437,9 +441,8 @@ def frame_of_session(draw: st.DrawFn, shapes: dict[tuple[str, int], tuple[str, b
 
 
 def engine_with_jobs() -> tuple[Engine, list[Job]]:
-    engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL))
+    engine = our_engine()
     account = engine.accounts[0]
-    account.gateway.user_id = ME
     prompts = [("glass", WAITING_NONCE)] + [
         (str(m["content"]).split("**")[1], f"55500000000000{i:04d}") for i, m in enumerate(MESSAGES[2:])
     ]
