@@ -6,7 +6,7 @@ Inputs: the simulator's real PNGs (the bytes its CDN serves: a 1024 px grid, a 5
 upscale) and a photo-like 2048 px PNG, the size and entropy of a real Midjourney grid (the simulator's flat
 colours compress far better than a render does).
 
-- **Pillow** (`mcp_midjourney.preview.make_preview`): the server fetches the original, then decodes, resizes
+- **Pillow** (`mcp_midjourney.media.preview.make_preview`): the server fetches the original, then decodes, resizes
   to 1024 px and re-encodes. Measured: CPU time per image (median of several runs) and bytes out.
 - **Discord's media proxy** (``media.discordapp.net/...?width=&height=[&format=webp]``): Discord resizes; the
   server only fetches the result. It cannot be called offline, so the bytes it would return are emulated:
@@ -29,7 +29,7 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mcp_midjourney.preview import make_preview  # noqa: E402
+from mcp_midjourney.media.preview import make_preview  # noqa: E402
 from mcp_midjourney.simulator.images import ImageKey, render  # noqa: E402
 
 P = ParamSpec("P")

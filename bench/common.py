@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 @dataclass
@@ -175,7 +175,7 @@ def children_cpu_seconds(marker: str = "mcp_midjourney") -> float | None:
 
 def server_env(sim: Any, **extra: str) -> dict[str, str]:
     """The environment of a spawned server pointed at `sim` (warnings only, so stderr stays quiet)."""
-    from mcp_midjourney.demo import server_env as demo_env
+    from mcp_midjourney.commands.demo import server_env as demo_env
 
     env = demo_env(sim, MJ_LOG_LEVEL="WARNING")
     env.update(extra)

@@ -9,7 +9,7 @@ The stream is a busy Midjourney channel: 90% other people's traffic — the bot'
 jobs (progress edits, "Waiting to start", results) in our channel, people chatting, messages in other
 channels, presence/typing/ack/reaction noise — and 10% our own jobs' events, each job its full life
 (INTERACTION_CREATE/SUCCESS, the nonce'd first message, five progress edits, the delete, the result). Frames
-come from the simulator (recorded from its gateway) and from the real captures in ../shared/fixtures.
+come from the simulator (recorded from its gateway) and from the real captures in tests/fixtures.
 """
 
 from __future__ import annotations
@@ -311,9 +311,9 @@ async def measure(*, events: int = 200_000, recorded: list[JSON] | None = None, 
     measure the neighbours. Each repeat also times `json.loads` alone and the path with the pre-filter off.
     """
     from mcp_midjourney.config import load_settings
-    from mcp_midjourney.engine import Engine
+    from mcp_midjourney.engine.engine import Engine
+    from mcp_midjourney.engine.store import Job
     from mcp_midjourney.midjourney import normalise_prompt
-    from mcp_midjourney.store import Job
 
     if recorded is None:
         recorded = await simulator_frames()

@@ -3,7 +3,7 @@
 Jobs live their whole life through the engine's real event path (`Engine.dispatch_from`): created as
 `imagine` creates them, then the bot's "Waiting to start" (with our nonce), a progress edit (naming the job
 uuid) and the result (grid attachment, nine buttons). Frames are stamped from the real capture of a final
-grid in ../shared/fixtures when it is there (a built-in message of the same shape otherwise), with an
+grid in tests/fixtures when it is there (a built-in message of the same shape otherwise), with an
 18-word prompt.
 
 Bytes per job: `tracemalloc` around `jobs` finished jobs kept in the store (no eviction). Peak RSS: a fresh
@@ -61,7 +61,7 @@ def _final_template() -> tuple[str, str]:
             (CAPTURED_ID, "@ID@"),
         ):
             text = text.replace(old, new)
-        return text, "the captured final grid (../shared/fixtures/captured)"
+        return text, "the captured final grid (tests/fixtures/captured)"
     buttons = [
         {"type": 2, "style": 2, "label": label, "custom_id": f"MJ::JOB::{action}::{i}::@UUID@"}
         for action, prefix in (("upsample", "U"), ("variation", "V"))
@@ -97,7 +97,7 @@ class JobFeeder:
 
     def __init__(self, store_limit: int) -> None:
         from mcp_midjourney.config import load_settings
-        from mcp_midjourney.engine import Engine
+        from mcp_midjourney.engine.engine import Engine
 
         env = {
             "MJ_DISCORD_TOKEN": "bench-token-not-a-secret",
@@ -113,8 +113,8 @@ class JobFeeder:
 
     def run(self, jobs: int) -> int:
         """Run `jobs` jobs to completion; return how many completed."""
+        from mcp_midjourney.engine.store import Job
         from mcp_midjourney.midjourney import imagine_options, normalise_prompt
-        from mcp_midjourney.store import Job
 
         engine, account, dispatch = self.engine, self.account, self.engine.dispatch_from
         completed = 0

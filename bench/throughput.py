@@ -201,7 +201,7 @@ async def _stdio(sim: Any, env: dict[str, str], log: Path, accounts: int) -> Asy
 async def _in_process(sim: Any, env: dict[str, str], log: Path, accounts: int) -> AsyncIterator[Driver]:
     """Jobs through an `Engine` in this process: `imagine`, then `wait` until done (no MCP, no rendering)."""
     from mcp_midjourney.config import load_settings
-    from mcp_midjourney.engine import Engine
+    from mcp_midjourney.engine.engine import Engine
 
     engine = Engine(load_settings(env))
     async with anyio.create_task_group() as group:

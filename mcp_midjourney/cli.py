@@ -64,7 +64,7 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
     setup_logging(level, secrets)
 
     if transport == "http":
-        from .http import RefusedToStart, run_http
+        from .server.http import RefusedToStart, run_http
 
         extra = os.environ.get("MJ_HTTP_ALLOWED_HOSTS", "").split(",")
         try:
@@ -75,7 +75,7 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
         return 0
 
     # The HTTP stack's transports and the CA bundle load later, in a worker thread, while `initialize` is answered.
-    from .server import build_server
+    from .server.tools import build_server
 
     build_server().run()
     return 0
@@ -90,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args.transport, args.host, args.port)
     if args.command == "doctor":
-        from .doctor import run_doctor
+        from .commands.doctor import run_doctor
 
         return run_doctor()
     if args.command == "demo":
-        from .demo import run_demo
+        from .commands.demo import run_demo
 
         return run_demo(args.prompt, out=args.out, job_seconds=args.job_seconds)
     if args.command == "simulate":

@@ -1,4 +1,4 @@
-"""Shared test helpers: the anyio backend and where the real Discord captures live."""
+"""Shared test helpers: the anyio backend and the real Discord captures (tests/fixtures, see its README)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROTOCOL = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 
 
 @pytest.fixture
@@ -17,10 +18,10 @@ def anyio_backend() -> str:
 
 
 def fixtures_dir(*parts: str) -> Path:
-    """The folder of real payloads beside the project; skips the test (with the reason) where it is absent."""
+    """A file or folder of real payloads in tests/fixtures (part of the repository: a missing one is an error)."""
     path = FIXTURES.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real Discord captures not found at {path} (they live in ../shared/fixtures beside the project)")
+        raise FileNotFoundError(f"no capture at {path}: tests/fixtures/README.md lists what belongs there")
     return path
 
 

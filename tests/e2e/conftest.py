@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from mcp_midjourney.demo import server_env
+from mcp_midjourney.commands.demo import server_env
 from mcp_midjourney.simulator import SimulatorServer
 
 

@@ -10,10 +10,10 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
+from mcp_midjourney.commands.demo import server_env
+from mcp_midjourney.commands.doctor import AccountDoctor, Check
 from mcp_midjourney.config import load_settings
-from mcp_midjourney.demo import server_env
 from mcp_midjourney.discord.rest import DiscordRest
-from mcp_midjourney.doctor import AccountDoctor, Check
 from mcp_midjourney.simulator import SimulatorServer
 
 CHECKS = ("configuration", "token", "guild and channel", "gateway session", "command index")

@@ -15,8 +15,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp_midjourney.demo import server_env
-from mcp_midjourney.http import BearerAuth, RefusedToStart, allowed_hosts, check_binding, is_loopback
+from mcp_midjourney.commands.demo import server_env
+from mcp_midjourney.server.http import BearerAuth, RefusedToStart, allowed_hosts, check_binding, is_loopback
 from mcp_midjourney.simulator import SimulatorServer
 
 from .conftest import data

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mcp_midjourney.demo import server_env
+from mcp_midjourney.commands.demo import server_env
 from mcp_midjourney.simulator import SimulatorServer
 
 INSPECTOR = "@modelcontextprotocol/inspector@0.15.0"

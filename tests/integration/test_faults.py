@@ -11,12 +11,12 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_midjourney.commands.demo import server_env
 from mcp_midjourney.config import load_settings
-from mcp_midjourney.demo import server_env
-from mcp_midjourney.engine import Engine, EngineError
+from mcp_midjourney.engine.engine import Engine, EngineError
+from mcp_midjourney.engine.store import Job
 from mcp_midjourney.models import JobStatus
 from mcp_midjourney.simulator import SimulatorServer
-from mcp_midjourney.store import Job
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,7 @@
 """The simulator, driven with raw HTTP and websocket calls (not our client): is it a faithful Discord?
 
 Each test gets its own simulator on 127.0.0.1 with sub-second jobs. Where a test compares shapes with
-the real captures in ../shared/fixtures, it is skipped if they are absent.
+the real captures in tests/fixtures.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ WAIT = 5.0  # seconds: generous upper bound for any single expected event
 
 
 def fixture(relative: str) -> Any:
-    """A shared capture (the test is skipped, with the reason, where ../shared/fixtures is absent)."""
+    """A real capture from tests/fixtures."""
     return load_fixture(*relative.split("/"))
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_midjourney.budget import (
+from mcp_midjourney.config import ConfigError
+from mcp_midjourney.engine.budget import (
     DAY,
     HOUR,
     Budget,
@@ -21,7 +22,6 @@ from mcp_midjourney.budget import (
     budget_path,
     state_dir,
 )
-from mcp_midjourney.config import ConfigError
 
 T0 = 1_780_000_000.0  # a fixed "now" (2026-05-28T20:26:40Z)
 
@@ -265,7 +265,7 @@ def test_a_corrupt_file_is_tolerated(tmp_path: Path, caplog: pytest.LogCaptureFi
     path = tmp_path / "budget.json"
     path.write_text("{not json")
     budget = Budget(limits(jobs_per_hour=2), path, clock=Clock())
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.budget"):
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget"):
         budget.spend("job")
     assert "is corrupt" in caplog.text
     assert [at for at, _ in json.loads(path.read_text())["spends"]["default"]["job"]] == [T0]
@@ -277,7 +277,7 @@ def test_readable_entries_of_a_damaged_file_still_count(tmp_path: Path, caplog: 
     damaged = {"version": 1, "spends": {"default": {"job": entries, "bogus": [1]}, "b": 3}}
     path.write_text(json.dumps(damaged))
     budget = Budget(limits(jobs_per_hour=3), path, clock=Clock())
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.budget"):
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget"):
         assert budget.remaining()["jobs_this_hour"] == 0  # two pairs and a bare time still count
     assert "ignored 5 malformed entries" in caplog.text
 
@@ -286,7 +286,7 @@ def test_an_unwritable_place_falls_back_to_memory(tmp_path: Path, caplog: pytest
     blocker = tmp_path / "file"
     blocker.write_text("")
     budget = Budget(limits(jobs_per_hour=1), blocker / "budget.json", clock=Clock())  # a file as the folder
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.budget"):
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget"):
         budget.spend("job")
         with pytest.raises(BudgetExceeded):
             budget.spend("job")

@@ -9,10 +9,10 @@ import json
 import anyio
 import pytest
 
-from mcp_midjourney.budget import Budget, BudgetExceeded, BudgetLimits, Limits
 from mcp_midjourney.config import load_settings
-from mcp_midjourney.engine import Engine, EngineError
-from mcp_midjourney.store import Job
+from mcp_midjourney.engine.budget import Budget, BudgetExceeded, BudgetLimits, Limits
+from mcp_midjourney.engine.engine import Engine, EngineError
+from mcp_midjourney.engine.store import Job
 
 pytestmark = pytest.mark.anyio
 

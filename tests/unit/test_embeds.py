@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mcp_midjourney.midjourney import EmbedVerdict, classify_embeds
-from tests.conftest import FIXTURES, load_fixture
+from tests.conftest import PROTOCOL, load_fixture
 
 RED, YELLOW, AMBER, GREEN = 16711680, 16776960, 16239475, 65280
 
@@ -57,10 +57,7 @@ def test_every_known_title(title: str, category: str, color: int | None) -> None
 
 
 def _protocol_section_6() -> list[tuple[str, str]]:
-    protocol = FIXTURES.parent / "protocol.md"
-    if not protocol.exists():
-        pytest.skip(f"protocol.md not found at {protocol}")
-    section = protocol.read_text(encoding="utf-8").split("## 6.", 1)[1]
+    section = PROTOCOL.read_text(encoding="utf-8").split("## 6.", 1)[1]
     rows: list[tuple[str, str]] = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from mcp_midjourney.config import Settings
-from mcp_midjourney.engine import Engine
+from mcp_midjourney.engine.engine import Engine
+from mcp_midjourney.engine.store import Job, JobStore
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, JobStatus
-from mcp_midjourney.store import Job, JobStore
 from tests.conftest import load_fixture
 
 CHANNEL = "1069126859100524575"

@@ -20,10 +20,10 @@ from pydantic import SecretStr
 import mcp_midjourney.discord.gateway as gateway_module
 from mcp_midjourney.config import Settings
 from mcp_midjourney.discord.gateway import Gateway
-from mcp_midjourney.engine import BOT_IDS, WANTED_EVENTS, Engine
+from mcp_midjourney.engine.engine import BOT_IDS, WANTED_EVENTS, Engine
+from mcp_midjourney.engine.store import Job
 from mcp_midjourney.midjourney import normalise_prompt
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, NIJI_BOT_ID
-from mcp_midjourney.store import Job
 from tests.conftest import load_fixture
 
 # Made-up ids.

@@ -104,8 +104,6 @@ discord_like = st.recursive(
 
 @cache
 def _real_messages() -> list[Any]:
-    if not FIXTURES.exists():
-        return [{"content": "**p** - <@1> (fast)", "components": [], "attachments": [], "embeds": []}]
     grids = json.loads((FIXTURES / "captured/rest-channel-messages-final-grids.json").read_text(encoding="utf-8"))
     upscaled = json.loads((FIXTURES / "reconstructed/components-v6-upscaled-image.json").read_text(encoding="utf-8"))
     embed = json.loads((FIXTURES / "reconstructed/embed-queue-full.json").read_text(encoding="utf-8"))["embed"]

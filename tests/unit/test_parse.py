@@ -1,8 +1,7 @@
-"""The content grammar and job uuids, on every real content string and message of the shared fixtures."""
+"""The content grammar and job uuids, on every real content string and message of tests/fixtures."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -16,18 +15,14 @@ from mcp_midjourney.midjourney import (
     parse_content,
     plain_failure,
 )
-from tests.conftest import FIXTURES, load_fixture
+from tests.conftest import load_fixture
 
 GRID_NAMES = ["U1", "U2", "U3", "U4", "reroll", "V1", "V2", "V3", "V4"]
-NO_FIXTURES = f"real Discord captures not found at {FIXTURES}"
 
 
 def _params(path: str, key: str | None = None) -> list[Any]:
-    """Parametrize over a fixture file's items, or one skipped case (with the reason) when it is absent."""
-    file = FIXTURES / path
-    if not file.exists():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=NO_FIXTURES))]
-    data = json.loads(file.read_text(encoding="utf-8"))
+    """Parametrize over a fixture file's items."""
+    data = load_fixture(*path.split("/"))
     return list(data[key] if key else data)
 
 

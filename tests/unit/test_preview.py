@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from PIL import Image, ImageFilter
 
-from mcp_midjourney.preview import (
+from mcp_midjourney.media.preview import (
     ImageFetchError,
     PreviewError,
     SaveError,

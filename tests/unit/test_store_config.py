@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from mcp_midjourney.config import ConfigError, RedactingFilter, load_settings
+from mcp_midjourney.engine.store import Job, JobStore
 from mcp_midjourney.models import JobStatus
-from mcp_midjourney.store import Job, JobStore
 
 GOOD = {"MJ_DISCORD_TOKEN": "made-up-token-abcdef", "MJ_CHANNEL_ID": "1069126859100524575"}
 
@@ -84,7 +84,7 @@ def test_low_fast_time_is_reported_from_the_last_info() -> None:
     from pydantic import SecretStr
 
     from mcp_midjourney.config import Settings
-    from mcp_midjourney.engine import Engine
+    from mcp_midjourney.engine.engine import Engine
 
     engine = Engine(Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="1069126859100524575"))
     account = engine.accounts[0]

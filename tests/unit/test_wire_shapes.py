@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from mcp_midjourney.config import Settings
 from mcp_midjourney.discord.gateway import identify_payload
 from mcp_midjourney.discord.rest import DiscordRest
-from mcp_midjourney.engine import Engine
+from mcp_midjourney.engine.engine import Engine
+from mcp_midjourney.engine.store import Job
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, JobStatus
-from mcp_midjourney.store import Job
 from tests.conftest import load_fixture
 
 CHANNEL = "1069126859100524575"

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from .config import ConfigError
+from ..config import ConfigError
 
 __all__ = [
     "Budget",

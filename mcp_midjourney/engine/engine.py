@@ -15,16 +15,16 @@ from typing import Any
 
 import anyio
 
-from . import midjourney as mj
+from .. import midjourney as mj
+from ..config import Settings
+from ..discord.rest import DiscordHTTPError
+from ..discord.snowflake import make_snowflake
+from ..models import JobStatus
 from .accounts import Account, describe_rest_error
 from .budget import Budget, Kind
-from .config import Settings
-from .correlation import BOT_IDS, WANTED_EVENTS
-from .discord.rest import DiscordHTTPError
-from .discord.snowflake import make_snowflake
-from .models import JobStatus
+from .correlate import BOT_IDS, WANTED_EVENTS
 from .recovery import Recovery
-from .scheduling import EngineError
+from .scheduler import EngineError
 from .store import Job
 
 __all__ = ["BOT_IDS", "WANTED_EVENTS", "Engine", "EngineError", "ProgressHook"]

@@ -13,9 +13,9 @@ import logging
 import httpx2
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 
-from .config import Settings
-from .models import ButtonView, JobStatus, JobView
-from .store import Job
+from ..config import Settings
+from ..engine.store import Job
+from ..models import ButtonView, JobStatus, JobView
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Renderer:
 
         Computed at the first result, so that Pillow (imported with `preview`) stays out of the server's start-up.
         """
-        from .preview import trusted_hosts_for
+        from ..media.preview import trusted_hosts_for
 
         return trusted_hosts_for([self.settings.api_base, self.settings.cdn_base])
 
@@ -149,7 +149,7 @@ class Renderer:
         )
 
     async def _preview(self, url: str, notes: list[str]) -> ImageContent | None:
-        from .preview import ImageError, fetch_preview
+        from ..media.preview import ImageError, fetch_preview
 
         cached = self._previews.get(url)
         if cached is None:
@@ -167,7 +167,7 @@ class Renderer:
         return ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime)
 
     async def _save(self, job: Job, notes: list[str]) -> None:
-        from .preview import ImageError, SaveError, download_items, save_images
+        from ..media.preview import ImageError, SaveError, download_items, save_images
 
         assert self.settings.download_dir is not None
         items = download_items(job.job_uuid or job.handle, job.image_url, job.image_urls)

@@ -25,15 +25,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from .budget import Budget, BudgetExceeded
-from .config import ConfigError, Settings, load_settings
-from .discord.rest import tls_context
-from .engine import Engine, EngineError
+from ..config import ConfigError, Settings, load_settings
+from ..discord.rest import tls_context
+from ..engine.budget import Budget, BudgetExceeded
+from ..engine.engine import Engine, EngineError
+from ..engine.store import Job
+from ..midjourney.params import check_prompt as check_prompt_text
+from ..models import AccountsView, JobStatus, JobView, PromptCheckView, lean_schema
 from .inputs import InputError, is_local_path, load_image
-from .midjourney.params import check_prompt as check_prompt_text
-from .models import AccountsView, JobStatus, JobView, PromptCheckView, lean_schema
 from .render import Renderer, job_view
-from .store import Job
 
 log = logging.getLogger(__name__)
 
@@ -528,7 +528,7 @@ def build_server() -> MCPServer[AppState]:
 
 
 def _guide() -> str:
-    return resources.files("mcp_midjourney").joinpath("guide.md").read_text(encoding="utf-8")
+    return resources.files("mcp_midjourney.server").joinpath("guide.md").read_text(encoding="utf-8")
 
 
 def _press_kind(button: str) -> Literal["job", "upscale"] | None:

@@ -12,13 +12,13 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from . import midjourney as mj
+from .. import midjourney as mj
+from ..config import Settings
+from ..midjourney.results import describe_prompts, parse_info, parse_modal, shorten_prompts
+from ..models import MIDJOURNEY_BOT_ID, NIJI_BOT_ID, JobStatus
 from .accounts import Account
 from .budget import Budget
-from .config import Settings
-from .midjourney.results import describe_prompts, parse_info, parse_modal, shorten_prompts
-from .models import MIDJOURNEY_BOT_ID, NIJI_BOT_ID, JobStatus
-from .scheduling import Scheduling
+from .scheduler import Scheduling
 from .store import Job
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class Correlation(Scheduling):
         if uuid and job.job_uuid is None:
             self.store.index_uuid(job, uuid)
             if not job.submitted:  # a job rebuilt from a message (maybe another user's): its result names the uuid
-                account.gateway.keep(uuid)
+                account.keep(uuid)
 
         verdict = mj.classify_embeds(as_list(msg.get("embeds")))
         if verdict is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from .models import Button, JobStatus
+from ..models import Button, JobStatus
 
 
 @dataclass(eq=False)

@@ -20,10 +20,10 @@ from typing import Any, Literal, TextIO
 
 import anyio
 
-from . import midjourney as mj
-from .config import AccountSettings, ConfigError, Settings, load_settings, raw_secrets, setup_logging
-from .discord.gateway import Gateway, GatewayFatal
-from .discord.rest import DiscordHTTPError, DiscordRest, DiscordUnavailable, Forbidden, NotFound, Unauthorized
+from .. import midjourney as mj
+from ..config import AccountSettings, ConfigError, Settings, load_settings, raw_secrets, setup_logging
+from ..discord.gateway import Gateway, GatewayFatal
+from ..discord.rest import DiscordHTTPError, DiscordRest, DiscordUnavailable, Forbidden, NotFound, Unauthorized
 
 Status = Literal["pass", "fail", "skip"]
 _MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}

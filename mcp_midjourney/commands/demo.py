@@ -47,7 +47,7 @@ async def _download(client: httpx2.AsyncClient, url: str, path: Path) -> int:
 async def _demo(prompt: str, out: Path, job_seconds: float) -> int:
     from mcp import Client, StdioServerParameters
 
-    from .simulator import SimulatorServer
+    from ..simulator import SimulatorServer
 
     with SimulatorServer(job_seconds=job_seconds) as sim:
         _say(f"simulator: Discord + Midjourney on {sim.base_url}")

@@ -64,7 +64,7 @@ async def load_image(
         raise InputError(f"{ref!r}: pass the local path itself (e.g. /home/me/cat.png), not a file:// URL.")
     if is_url(ref):
         # Imported here: preview loads Pillow, which the server needs only once there is an image (start-up cost).
-        from .preview import ImageFetchError, fetch_image
+        from ..media.preview import ImageFetchError, fetch_image
 
         try:
             data, content_type = await fetch_image(client, ref, max_bytes=MAX_UPLOAD_BYTES, trusted_hosts=trusted_hosts)

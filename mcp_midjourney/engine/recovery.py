@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import midjourney as mj
+from .. import midjourney as mj
+from ..config import Settings
+from ..discord.cdn import url_expired
+from ..discord.rest import DiscordHTTPError, NotFound
 from .accounts import Account, describe_rest_error
 from .budget import Budget
-from .config import Settings
-from .correlation import Correlation, as_list, as_text, from_bot, minted_ms
-from .discord.cdn import url_expired
-from .discord.rest import DiscordHTTPError, NotFound
-from .scheduling import EngineError
+from .correlate import Correlation, as_list, as_text, from_bot, minted_ms
+from .scheduler import EngineError
 from .store import Job
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Recovery(Correlation):
         me = account.gateway.user_id
         if not me or me not in as_text(msg.get("content")):
             # Another user's message: the gateway would skip its later events (edits, its result) unread.
-            account.gateway.keep(job.nonce, job.job_uuid)
+            account.keep(job.nonce, job.job_uuid)
         return job
 
     def _on_ready(self, account: Account, reconnected: bool) -> None:

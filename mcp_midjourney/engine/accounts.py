@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .config import AccountSettings, Settings
-from .discord.gateway import Gateway
-from .discord.rest import DiscordHTTPError, DiscordRest
-from .midjourney import CommandNotFound, find_command
+from ..config import AccountSettings, Settings
+from ..discord.gateway import Gateway
+from ..discord.rest import DiscordHTTPError, DiscordRest
+from ..midjourney import CommandNotFound, find_command
 
 # How long an account Midjourney held (captcha, moderation, billing) rests before it is tried again.
 PROBLEM_RETRY_SECONDS = 300.0
@@ -111,6 +111,11 @@ class Account:
         """A job succeeded on the account: whatever held it is over."""
         self.problem = self.problem_at = None
 
+    def keep(self, *ids: str | None) -> None:
+        """Follow messages that do not name our user (another user's job looked up by id, its job uuid): the
+        gateway's pre-filter must never skip their frames."""
+        self.gateway.keep(*ids)
+
     @property
     def usable(self) -> bool:
         return self.down is None and self.gateway.ready
@@ -150,7 +155,7 @@ class Account:
 
 def describe_rest_error(exc: DiscordHTTPError, account: Account | None = None) -> str:
     """Words for the model about a Discord REST error."""
-    from .discord.rest import Forbidden, NotFound, Unauthorized
+    from ..discord.rest import Forbidden, NotFound, Unauthorized
 
     who = f" (account {account.name!r})" if account is not None else ""
     channel = account.channel_id if account is not None else "the configured channel"

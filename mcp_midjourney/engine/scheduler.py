@@ -16,13 +16,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from ..config import Settings
+from ..discord.gateway import GatewayFatal
+from ..discord.rest import DiscordHTTPError, InvalidRequest
+from ..discord.snowflake import make_snowflake
+from ..models import JobStatus
 from .accounts import Account, AccountError, describe_rest_error
 from .budget import Budget, BudgetExceeded, Kind
-from .config import Settings
-from .discord.gateway import GatewayFatal
-from .discord.rest import DiscordHTTPError, InvalidRequest
-from .discord.snowflake import make_snowflake
-from .models import JobStatus
 from .store import Job, JobStore
 
 log = logging.getLogger(__name__)
