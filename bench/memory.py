@@ -113,7 +113,7 @@ class JobFeeder:
 
     def run(self, jobs: int) -> int:
         """Run `jobs` jobs to completion; return how many completed."""
-        from mcp_midjourney.engine.store import Job
+        from mcp_midjourney.engine.store import Job, SlashCommand
         from mcp_midjourney.midjourney import imagine_options, normalise_prompt
 
         engine, account, dispatch = self.engine, self.account, self.engine.dispatch_from
@@ -126,10 +126,8 @@ class JobFeeder:
             result_id = str(1_500_000_000_000_000_003 + 8 * n)
             job_uuid = f"{n:08x}-f779-4094-9afe-2acf22dae280"
             job = Job(nonce=nonce, kind="imagine", prompt=PROMPT, normalised_prompt=normalise_prompt(PROMPT))
-            job.command_name = "imagine"
-            options = imagine_options(PROMPT)
-            # What `Engine.imagine` keeps: the body factory, a closure over the prompt's options.
-            job.body = lambda acc, nc, cmd, options=options: {"nonce": nc, "options": options}
+            # What `Engine.imagine` keeps: the request, data (the command's name and options).
+            job.request = SlashCommand("imagine", imagine_options(PROMPT))
             job.submitted, job.account = True, account.name
             engine.store.add(job)
             dispatch(account, "INTERACTION_SUCCESS", {"id": interaction, "nonce": nonce})

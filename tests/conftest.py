@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +30,24 @@ def fixtures_dir(*parts: str) -> Path:
 
 def load_fixture(*parts: str) -> Any:
     return json.loads(fixtures_dir(*parts).read_text(encoding="utf-8"))
+
+
+def session_ready(gateway: Any, user_id: str = "439110225975443468") -> None:
+    """Bring a gateway's session up as Discord's READY does, through its public frame handler (no network)."""
+    ready = {"session_id": "made-up-session", "resume_gateway_url": "ws://127.0.0.1:1", "user": {"id": user_id}}
+    gateway.handle_frame(json.dumps({"t": "READY", "s": 1, "op": 0, "d": ready}, separators=(",", ":")))
+
+
+@contextlib.contextmanager
+def no_errors_logged() -> Iterator[None]:
+    """Fails if the package logged an ERROR (the dispatcher's catch-all logs one for anything that raised)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("mcp_midjourney")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]

@@ -9,7 +9,7 @@ from typing import Any
 from ..config import AccountSettings, Settings
 from ..discord.gateway import Gateway
 from ..discord.rest import DiscordHTTPError, DiscordRest
-from ..midjourney import CommandNotFound, find_command
+from ..midjourney import CommandNotFound, attachment_ref, find_command
 
 # How long an account Midjourney held (captcha, moderation, billing) rests before it is tried again.
 PROBLEM_RETRY_SECONDS = 300.0
@@ -138,6 +138,23 @@ class Account:
                 f"Midjourney's /{name} command is not available in the channel of account {self.name!r}. Is the "
                 "Midjourney bot in that server, and can the account use it in that channel?"
             ) from None
+
+    async def upload(self, files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        """Upload files in this account's channel; the attachment references a command's options point at."""
+        return [
+            attachment_ref(i, filename, await self.rest.upload(self.channel_id, filename, data))
+            for i, (filename, data) in enumerate(files)
+        ]
+
+    async def post_image(self, filename: str, data: bytes) -> str | None:
+        """Post an image in this account's channel: its CDN URL, which Midjourney can read (None if none came)."""
+        uploaded = await self.rest.upload(self.channel_id, filename, data)
+        message = await self.rest.post_message(
+            self.channel_id, "", [{"id": "0", "filename": filename, "uploaded_filename": uploaded}]
+        )
+        attachments = message.get("attachments") or []
+        url = attachments[0].get("url") if attachments and isinstance(attachments[0], dict) else None
+        return url if isinstance(url, str) else None
 
     def status(self) -> dict[str, Any]:
         """What the agent may see of this account (never its token)."""

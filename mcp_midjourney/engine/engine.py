@@ -1,52 +1,61 @@
-"""The engine: submit jobs, press buttons, correlate Discord events to jobs, and wake whoever waits.
+"""The engine's facade: submit jobs, press buttons, follow jobs, and wake whoever waits.
 
-Requests go down and events come up: a tool call sends an interaction (Discord answers 204) and then waits
-on its job; the gateway's events resolve the job. Everything that must outlive a tool call — the gateway
-session, submissions, the no-progress watchdog — runs in the engine's own task group, so a cancelled call
-leaves its job running and `get` finds it later.
+Requests go down and events come up: a tool call sends an interaction (Discord answers 204) and then waits on its
+job; the gateway's events resolve the job. The facade wires its parts and is the only place a job starts or ends:
+`correlate` (pure: which job an event belongs to, what it does), `Scheduler` (no I/O: slots and the line),
+`Charges` (the budget's charge on a job), `Sender` (one interaction and its retries) and `Recovery` (what Discord
+still knows when we do not). Everything that must outlive a tool call runs in the engine's own task group, so a
+cancelled call leaves its job running and `get` finds it later.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from .. import midjourney as mj
 from ..config import Settings
 from ..discord.rest import DiscordHTTPError
 from ..discord.snowflake import make_snowflake
 from ..models import JobStatus
-from .accounts import Account, describe_rest_error
+from .accounts import Account, AccountError, describe_rest_error
 from .budget import Budget, Kind
+from .charges import Charges
 from .correlate import BOT_IDS, WANTED_EVENTS
+from .errors import EngineError
+from .events import Events
+from .lookup import Lookup, choose_button
 from .recovery import Recovery
-from .scheduler import EngineError
-from .store import Job
+from .scheduler import Scheduler
+from .sender import Sender
+from .store import ButtonPress, Job, JobStore, ProgressHook, SlashCommand, wait_for
 
-__all__ = ["BOT_IDS", "WANTED_EVENTS", "Engine", "EngineError", "ProgressHook"]
+__all__ = ["Engine", "EngineError", "ProgressHook"]
 
-ProgressHook = Callable[[Job], Awaitable[None]]
-BodyFactory = Callable[[Account, str, "dict[str, Any] | None"], dict[str, Any]]
+log = logging.getLogger(__name__)
+
+Ended = list[tuple[Job, str]]  # jobs the scheduler found unable to ever run, with why
 
 
-class Engine(Recovery):
-    """Midjourney through a pool of Discord accounts (one or more), each in its own channel.
-
-    The layers below: `Scheduling` (slots, the line, the budget), `Correlation` (events to jobs), `Recovery`
-    (what Discord still knows when we do not).
-    """
+class Engine:
+    """Midjourney through a pool of Discord accounts (one or more), each in its own channel."""
 
     def __init__(self, settings: Settings, *, transport: Any = None, budget: Budget | None = None) -> None:
-        accounts = [
+        self.settings = settings
+        self.store = JobStore(max_finished=settings.store_limit)
+        self._tg: TaskGroup | None = None
+        self.events = Events(self.store, cdn_base=settings.cdn_base, end=self._end, pump=self._pump)
+        self.accounts = [
             Account(
                 i,
                 spec,
                 settings,
-                dispatch=self.dispatch_from,
+                dispatch=self.events.dispatch_from,
                 on_ready=self._on_ready,
                 wanted_events=WANTED_EVENTS,
                 authors=BOT_IDS,  # only the bots' messages start or move jobs
@@ -54,7 +63,16 @@ class Engine(Recovery):
             )
             for i, spec in enumerate(settings.account_list())
         ]
-        super().__init__(settings, accounts, budget)
+        self.charges = Charges(budget, self.accounts)
+        self.budget = self.charges.budget
+        self.scheduler = Scheduler(
+            self.accounts, can_run=self.charges.can_run, never=self._never, new_pass=self.charges.new_pass
+        )
+        self.sender = Sender(settings)
+        self.recovery = Recovery(self.accounts, self.store)
+        self.lookup = Lookup(self.store, self.recovery, self.events, self.accounts, self.ready)
+
+    # --- the pool ------------------------------------------------------------------------------------------
 
     @property
     def rest(self) -> Any:
@@ -65,6 +83,35 @@ class Engine(Recovery):
     def gateway(self) -> Any:
         """The first account's gateway session (single-account callers and tests)."""
         return self.accounts[0].gateway
+
+    def account(self, name: str | None) -> Account:
+        """The account of that name (the first one when there is none)."""
+        return next((a for a in self.accounts if a.name == name), self.accounts[0])
+
+    def accounts_status(self) -> list[dict[str, Any]]:
+        return [a.status() for a in self.accounts]
+
+    @property
+    def account_problem(self) -> str | None:
+        """Account trouble the agent must hear about, one line; None when every account is fine."""
+        several = len(self.accounts) > 1
+        return (
+            "; ".join(f"{a.name}: {a.trouble}" if several else str(a.trouble) for a in self.accounts if a.trouble)
+            or None
+        )
+
+    async def ready(self) -> None:
+        """Wait until at least one account has a gateway session, or explain why none can."""
+        deadline = time.monotonic() + self.settings.gateway_ready_timeout
+        while not any(a.usable for a in self.accounts):
+            if all(a.down for a in self.accounts):
+                raise EngineError(f"No Discord account can take a job now: {self.account_problem}.")
+            if time.monotonic() >= deadline:
+                raise EngineError(
+                    f"Could not open a Discord gateway session within {self.settings.gateway_ready_timeout:g}s "
+                    f"(API base {self.settings.api_base}). Check the network and MJ_DISCORD_API_BASE, then retry."
+                )
+            await anyio.sleep(0.05)
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -79,8 +126,8 @@ class Engine(Recovery):
                 task_status.started()
         finally:
             self._tg = None
-            for job, _granted in self._waiting:
-                self._refund(job)  # held by the server, never sent: the stop gives the charge back
+            for job in self.scheduler.waiting():
+                self.charges.settle(job)  # held by the server, never sent: the stop gives the charge back
             with anyio.CancelScope(shield=True):
                 for account in self.accounts:
                     await account.rest.aclose()
@@ -89,6 +136,11 @@ class Engine(Recovery):
         await account.gateway.run()
         # run() returns only on a final close (bad token, banned...): move its work elsewhere.
         self._account_down(account)
+
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        if self._tg is None:
+            raise EngineError("the engine is not running")
+        self._tg.start_soon(fn, *args)
 
     # --- what the tools call -------------------------------------------------------------------------------
 
@@ -99,60 +151,25 @@ class Engine(Recovery):
         """
         await self.ready()
         job = Job(nonce=make_snowflake(), kind="imagine", prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
-        self._reserve(job, cost, count)
-
-        def body(account: Account, nonce: str, command: dict[str, Any] | None) -> dict[str, Any]:
-            assert command is not None
-            return mj.slash_command(
-                command,
-                mj.imagine_options(prompt),
-                guild_id=account.guild_id,
-                channel_id=account.channel_id,
-                session_id=account.gateway.session_id or "",
-                nonce=nonce,
-            )
-
-        job.command_name = "imagine"
-        job.body = body
-        self.store.add(job)
-        await self._submit(job)
+        job.request = SlashCommand("imagine", mj.imagine_options(prompt))
+        self.charges.reserve(job, cost, count)
+        await self._start(job)
         return job
 
-    async def press(self, message_id: str, button: str, *, cost: Kind | None = None) -> Job:
+    async def press(self, message_id: str, button: str) -> Job:
         """Press a button of a message; return the job it starts (or the earlier result of an upscale).
 
-        `cost` charges the budget, only when the press really goes to Discord (not for an earlier result).
+        The press is charged to the budget by what it makes (an upscale, another job, or nothing), read from the
+        button itself, and only when it really goes to Discord (not for an earlier result).
         """
         await self.ready()
         parent = await self.get(message_id)
-        buttons = parent.buttons or (parent.progress_buttons if parent.in_flight else [])
-        if not buttons:
-            if parent.in_flight:
-                raise EngineError(
-                    f"Message {message_id} is a job still running ({parent.status.value}, {parent.progress}%): it has "
-                    f"no buttons yet. Wait with get_message(message_id='{parent.handle}', wait_seconds=30)."
-                )
-            raise EngineError(f"Message {message_id} has no buttons to press ({parent.error or 'no result'}).")
-        chosen = mj.find_button(buttons, button)
-        if chosen is None:
-            listing = ", ".join(f"{b.label} ({b.name})" if b.label != b.name else b.name for b in buttons)
-            raise EngineError(f"Message {parent.handle} has no button {button!r}. Its buttons are: {listing}.")
-        action = mj.button_action(chosen.custom_id)
-        target = parent.result_message_id or parent.progress_message_id or message_id
+        chosen, action, target = choose_button(parent, button, message_id)
         if action.kind == "upscale" and chosen.name.startswith("U"):
-            earlier = self._earlier_press(target, chosen.name)
-            if earlier is None and (chosen.style == 1 or parent.nonce == parent.result_message_id):
-                # Pressed before this server knew the message (a restart): Discord has the answer, as a reply.
-                earlier = await self._earlier_reply(parent, target, chosen.name, action.index)
+            # Midjourney answers a second press of a used U button with nothing: return the first result.
+            earlier = await self.lookup.earlier_upscale(parent, target, chosen, action.index)
             if earlier is not None:
-                # Midjourney answers a second press of a used U button with nothing: return the first result.
                 return earlier
-            if chosen.style == 1:  # Discord shows the button as used: a press would get no answer at all
-                raise EngineError(
-                    f"{chosen.name} was already used on message {target}, and Midjourney does not answer a second "
-                    "press. Its result is not among the channel's last 100 messages: find it in Discord, or pick "
-                    "another image."
-                )
         job = Job(
             nonce=make_snowflake(),
             kind=action.kind if action.kind != "unknown" else chosen.name,
@@ -162,27 +179,11 @@ class Engine(Recovery):
             parent_button=chosen.name,
             parent_index=action.index,
         )
+        job.request = ButtonPress(target, chosen.custom_id, parent.message_flags, chosen.component_type)
         # The message lives in one account's channel: only that account can press its buttons.
         job.pinned_account = parent.account or self.accounts[0].name
-        flags = parent.message_flags
-
-        def body(account: Account, nonce: str, _command: dict[str, Any] | None) -> dict[str, Any]:
-            return mj.button_press(
-                application_id=self.settings.application_id,
-                guild_id=account.guild_id,
-                channel_id=account.channel_id,
-                message_id=target,
-                message_flags=flags,
-                session_id=account.gateway.session_id or "",
-                nonce=nonce,
-                custom_id=chosen.custom_id,
-                component_type=chosen.component_type,
-            )
-
-        job.body = body
-        self._reserve(job, cost)
-        self.store.add(job)
-        await self._submit(job)
+        self.charges.reserve(job, mj.press_cost(action))
+        await self._start(job)
         return job
 
     async def command(
@@ -202,59 +203,36 @@ class Engine(Recovery):
         """
         await self.ready()
         job = Job(nonce=make_snowflake(), kind=name, prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
-        job.command_name = name
         job.pinned_account = account
-        uploads: dict[str, list[dict[str, Any]]] = {}
-
-        def body(chosen: Account, nonce: str, cmd: dict[str, Any] | None) -> dict[str, Any]:
-            assert cmd is not None
-            return mj.slash_command(
-                cmd,
-                options,
-                guild_id=chosen.guild_id,
-                channel_id=chosen.channel_id,
-                session_id=chosen.gateway.session_id or "",
-                nonce=nonce,
-                attachments=uploads.get(chosen.name),
-            )
-
-        job.body = body
-        self._reserve(job, cost)
+        self.charges.reserve(job, cost)
+        attachments = None
         if files:
             # Uploads belong to one account's channel: pin the job to the account that uploads (the one charged,
             # when accounts have budgets of their own).
-            charged = job.spend.account if job.spend is not None and self._budget_per_account else None
-            owner = self.account(account or charged) if account or charged else self._least_loaded()
+            charged = job.spend.account if job.spend is not None and self.charges.per_account else None
+            owner = self.account(account or charged) if account or charged else self.scheduler.least_loaded()
             job.pinned_account = owner.name
             try:
-                uploads[owner.name] = [
-                    mj.attachment_ref(i, filename, await owner.rest.upload(owner.channel_id, filename, data))
-                    for i, (filename, data) in enumerate(files)
-                ]
+                attachments = await owner.upload(files)
             except DiscordHTTPError as exc:
-                self._refund(job)
+                self.charges.settle(job)
                 raise EngineError(f"Could not upload the image to Discord: {describe_rest_error(exc, owner)}") from None
             except BaseException:
-                self._refund(job)
+                self.charges.settle(job)
                 raise
-        self.store.add(job)
-        await self._submit(job)
+        job.request = SlashCommand(name, options, attachments)
+        await self._start(job)
         return job
 
     async def image_url_for(self, filename: str, data: bytes) -> str:
         """A URL Midjourney can read for a local image: uploaded and posted in the channel, its CDN URL."""
         await self.ready()
-        owner = self._least_loaded()
+        owner = self.scheduler.least_loaded()
         try:
-            uploaded = await owner.rest.upload(owner.channel_id, filename, data)
-            message = await owner.rest.post_message(
-                owner.channel_id, "", [{"id": "0", "filename": filename, "uploaded_filename": uploaded}]
-            )
+            url = await owner.post_image(filename, data)
         except DiscordHTTPError as exc:
             raise EngineError(f"Could not upload {filename} to Discord: {describe_rest_error(exc, owner)}") from None
-        attachments = message.get("attachments") or []
-        url = attachments[0].get("url") if attachments and isinstance(attachments[0], dict) else None
-        if not isinstance(url, str):
+        if url is None:
             raise EngineError(f"Discord did not return a URL for the uploaded {filename}; try again.")
         return url
 
@@ -264,44 +242,10 @@ class Engine(Recovery):
         if job.status is not JobStatus.NEEDS_INPUT or modal is None:
             raise EngineError(f"Job {job.handle} is not waiting for input (status {job.status.value}).")
         account = self.account(job.account)
-        if modal.iframe:
-            if not mask_png_b64:
-                raise EngineError(
-                    "Vary (Region) needs the region to change: pass region=[left, top, right, bottom] (fractions "
-                    "0-1 of the image) or mask_path (a PNG whose white pixels mark the region)."
-                )
-            try:
-                await account.rest.inpaint(
-                    self.settings.inpaint_base,
-                    {
-                        "customId": modal.custom_id,
-                        "mask": mask_png_b64,
-                        "prompt": prompt,
-                        "userId": "0",
-                        "username": "0",
-                    },
-                )
-            except DiscordHTTPError as exc:
-                raise EngineError(f"Midjourney's region editor refused the job: {exc}") from None
-        else:
-            inputs = {modal.inputs[0][0]: prompt} if modal.inputs else {}
-            nonce = make_snowflake()
-            body = mj.modal_submit(
-                application_id=self.settings.application_id,
-                guild_id=account.guild_id,
-                channel_id=account.channel_id,
-                session_id=account.gateway.session_id or "",
-                nonce=nonce,
-                modal_interaction_id=modal.interaction_id,
-                modal_custom_id=modal.custom_id,
-                inputs=inputs,
-            )
-            self.store.index(job, nonce)
-            try:
-                # A lost answer is resent only if the gateway never echoed this submit's nonce.
-                await account.rest.interaction(body, confirm=partial(self._echoed, job, since=job.interaction_id))
-            except DiscordHTTPError as exc:
-                raise EngineError(describe_rest_error(exc, account)) from None
+        try:
+            await self.sender.answer(account, job, modal, prompt, mask_png_b64, self.store)
+        except DiscordHTTPError as exc:
+            raise EngineError(describe_rest_error(exc, account)) from None
         job.modal = None
         job.prompt = prompt or job.prompt
         job.normalised_prompt = mj.normalise_prompt(job.prompt)
@@ -313,20 +257,140 @@ class Engine(Recovery):
     async def wait(
         self, job: Job, seconds: float, on_change: ProgressHook | None = None, *, until_input: bool = False
     ) -> Job:
-        """Wait until the job finishes or needs input, at most `seconds` (capped by the ceiling).
+        """Wait until the job finishes or needs input, at most `seconds` (capped by the ceiling); see `wait_for`."""
+        return await wait_for(job, min(seconds, self.settings.wait_ceiling), on_change, until_input=until_input)
 
-        With `until_input`, also stop at the first sign Midjourney will not ask for input (its first message).
+    async def get(self, message_id: str, *, refresh: bool = False) -> Job:
+        """The job behind any id a tool returned, rebuilt from Discord if need be; `refresh` renews expired URLs."""
+        return await self.lookup.get(message_id, refresh=refresh)
+
+    # --- how a job starts and ends -------------------------------------------------------------------------
+
+    async def _start(self, job: Job) -> None:
+        """Queue the job for an account slot and send it from the engine's task group.
+
+        Returns once Discord accepted the interaction, or at once when the job has to wait for a slot; raises
+        `EngineError` when Discord refused the request itself (bad token, no access...).
         """
-        deadline = time.monotonic() + max(0.0, min(seconds, self.settings.wait_ceiling))
-        while job.in_flight and job.status is not JobStatus.NEEDS_INPUT:
-            if until_input and job.progress_message_id:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            event = job.changed()
-            with anyio.move_on_after(remaining):
-                await event.wait()
-            if on_change is not None and job.in_flight:
-                await on_change(job)
-        return job
+        self.store.add(job)
+        accepted = anyio.Event()
+        outcome: list[EngineError] = []
+        try:
+            self._spawn(self._send, job, accepted, outcome)
+        except EngineError as exc:
+            self._end(job, error=str(exc))
+            raise
+        await accepted.wait()
+        if outcome:
+            raise outcome[0]
+
+    async def _send(self, job: Job, accepted: anyio.Event, outcome: list[EngineError]) -> None:
+        try:
+            granted, never = self.scheduler.enqueue(job)
+            self._end_all(never)
+            if not granted.is_set():
+                job.queued_note = "held by the server until an account has a free slot"
+                job.touch(progressed=False)
+                accepted.set()  # the caller returns now; this task sends the job when a slot frees
+                await granted.wait()
+            if job.status.finished:
+                return  # failed while waiting (its account went down); the job says why
+            account = self.account(job.account)
+            await self.sender.send(account, job)
+            account.jobs_sent += 1
+            job.submitted = job.reached_discord = True
+            job.touch()
+        except (DiscordHTTPError, AccountError) as exc:
+            owner = self.account(job.account) if job.account else None
+            text = str(exc) if isinstance(exc, AccountError) else describe_rest_error(exc, owner)
+            outcome.append(EngineError(text))
+            self._end(job, error=text)
+        finally:
+            accepted.set()
+
+    def _end(self, job: Job, error: str | None = None) -> None:
+        """The one way a job ends: its state, its slot handed on, its charge settled, its waiters woken."""
+        if error is not None:
+            job.fail(error)
+        elif job.status is not JobStatus.COMPLETED:
+            job.complete()
+        self._end_all(self.scheduler.release(job))
+        self.store.finished(job)
+        self.charges.settle(job)  # given back only when it never reached Discord
+
+    def _end_all(self, ended: Ended) -> None:
+        for job, reason in ended:
+            self._end(job, error=reason)
+
+    def _pump(self) -> None:
+        """Hand free slots to waiting jobs; end those that can never run."""
+        self._end_all(self.scheduler.pump())
+
+    def _never(self, job: Job) -> str | None:
+        """Why a waiting job can never run, or None while it may."""
+        if job.pinned_account:
+            down = self.account(job.pinned_account).down
+            return f"The account that owns this message cannot be used: {down}" if down else None
+        if all(a.down for a in self.accounts):
+            return f"No Discord account can take the job: {self.account_problem}"
+        return self.charges.stranded(job)
+
+    def _account_down(self, account: Account) -> None:
+        """An account stopped: requeue its jobs that never started elsewhere; fail those that cannot move."""
+        reason = account.down or "the account stopped"
+        log.warning("account %s is down: %s", account.name, reason)
+        for job in self.store.running():
+            if job.account != account.name or not job.submitted:
+                continue
+            movable = job.command_name is not None and job.progress == 0 and job.job_uuid is None
+            if movable and any(a.down is None for a in self.accounts if a is not account):
+                self._end_all(self.scheduler.release(job))
+                job.nonce = make_snowflake()
+                self.store.index(job, job.nonce)
+                job.account, job.submitted, job.interaction_id, job.progress_message_id = None, False, None, None
+                job.status = JobStatus.QUEUED
+                job.touch()
+                self._spawn(self._send, job, anyio.Event(), [])
+            else:
+                self._end(job, error=f"The account running this job stopped mid-job: {reason}")
+        self._pump()
+
+    async def _watchdog(self) -> None:
+        """Fail jobs that made no progress for `job_timeout` seconds: nothing stays in progress forever."""
+        timeout = self.settings.job_timeout
+        while True:
+            await anyio.sleep(max(0.2, min(5.0, timeout / 10)))
+            now = time.monotonic()
+            for job in self.store.running():
+                if job.submitted and now - job.updated > timeout:
+                    self._end(
+                        job,
+                        error=f"Timed out: no progress from Midjourney for {timeout:g}s. Check the Midjourney channel "
+                        "in Discord; the job may have been dropped.",
+                    )
+            self._pump()  # accounts that came back (or were set free) take waiting work
+
+    # --- events from the gateway ---------------------------------------------------------------------------
+
+    def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Handle one dispatch as the first account's gateway would deliver it (never raises)."""
+        self.events.dispatch_from(self.accounts[0], event, data)
+
+    def dispatch_from(self, account: Account, event: str, data: dict[str, Any]) -> None:
+        """Handle one gateway dispatch of an account (never raises)."""
+        self.events.dispatch_from(account, event, data)
+
+    def _on_ready(self, account: Account, reconnected: bool) -> None:
+        if self._tg is None:
+            return
+        if reconnected and any(j.submitted and j.account == account.name for j in self.store.running()):
+            self._tg.start_soon(self.reconcile, account)
+        self._pump()
+
+    async def reconcile(self, account: Account) -> None:
+        """After a lost session: apply what the channel's recent messages say that the gateway did not."""
+        messages, gone = await self.recovery.missed(account)
+        for message_id in gone:
+            self.events.mark_gone(message_id)
+        for msg in messages:
+            self.events.dispatch_from(account, "MESSAGE_CREATE", msg)  # the same checks as a live event

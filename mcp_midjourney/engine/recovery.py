@@ -1,43 +1,39 @@
-"""What the gateway did not tell us, read back from Discord: jobs behind ids this server no longer holds (after a
-restart or eviction), results of presses made before it knew the message, expired image URLs, and the messages
-missed while a session was down."""
+"""What the gateway did not tell us, read back from Discord over REST: the message behind an id this server no
+longer holds (after a restart or eviction), the result of a job whose call outlived the server, the reply to a press
+made before the server knew the message, a fresh signed image URL, and the messages missed while a session was down.
+
+Recovery only reads and chooses messages; the engine turns them into jobs.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from .. import midjourney as mj
-from ..config import Settings
-from ..discord.cdn import url_expired
 from ..discord.rest import DiscordHTTPError, NotFound
 from .accounts import Account, describe_rest_error
-from .budget import Budget
-from .correlate import Correlation, as_list, as_text, from_bot, minted_ms
-from .scheduler import EngineError
-from .store import Job
+from .correlate import as_list, as_text, from_bot, minted_ms
+from .errors import EngineError
+from .store import JobStore
 
 log = logging.getLogger(__name__)
 
+Message = dict[str, Any]
+PAGE = 100  # the most messages one REST read returns
 
-class Recovery(Correlation):
-    """Jobs rebuilt from Discord's messages."""
 
-    def __init__(self, settings: Settings, accounts: list[Account], budget: Budget | None) -> None:
-        super().__init__(settings, accounts, budget)
+class Recovery:
+    """REST read-backs over a pool's accounts."""
+
+    def __init__(self, accounts: Sequence[Account], store: JobStore) -> None:
+        self.accounts = accounts
+        self.store = store
         self._claimed: dict[str, str] = {}  # result message id -> the earlier id it was found for after a restart
 
-    async def get(self, message_id: str, *, refresh: bool = False) -> Job:
-        """The job behind any id a tool returned; rebuilt from Discord when the store no longer has it.
-
-        With `refresh`, a finished job whose signed image URL has expired is read again from Discord.
-        """
-        job = self.store.get(message_id)
-        if job is not None:
-            if refresh and job.result_message_id and url_expired(job.image_url):
-                await self._refresh(job)
-            return job
-        await self.ready()
+    async def message(self, message_id: str) -> tuple[Account, Message] | None:
+        """The Midjourney message with that id in any account's channel; None when no channel has it."""
         last_error: DiscordHTTPError | None = None
         for account in self.accounts:
             if account.down:
@@ -51,16 +47,14 @@ class Recovery(Correlation):
                 continue
             if not from_bot(message):
                 raise EngineError(f"Message {message_id} is not a Midjourney message.")
-            return self.store.get(message_id) or self._rebuild(account, message)
+            message.setdefault("channel_id", account.channel_id)
+            return account, message
         if last_error is not None:
             raise EngineError(describe_rest_error(last_error))
-        successor = await self._successor(message_id)
-        if successor is not None:
-            return successor
-        raise EngineError(f"No message {message_id} in the Midjourney channel. Use the message_id a tool returned.")
+        return None
 
-    async def _successor(self, earlier_id: str) -> Job | None:
-        """After a restart (or eviction), the finished job behind an id Discord no longer knows.
+    async def orphan_result(self, earlier_id: str) -> tuple[Account, Message] | None:
+        """After a restart (or eviction), the result of a job known only by an id Discord no longer has.
 
         A tool that returned before the result existed gave the job's first message id (deleted when the result
         arrives) or our nonce (which no Discord message carries). The result itself names neither, so look at our
@@ -70,12 +64,12 @@ class Recovery(Correlation):
         """
         if minted_ms(earlier_id) is None:
             return None
-        found: list[tuple[Account, dict[str, Any]]] = []
+        found: list[tuple[Account, Message]] = []
         for account in self.accounts:
             if account.down:
                 continue
             try:
-                page = await account.rest.messages(account.channel_id, limit=100, after=earlier_id)
+                page = await account.rest.messages(account.channel_id, limit=PAGE, after=earlier_id)
             except DiscordHTTPError as exc:
                 log.info("could not look for the result of %s: %s", earlier_id, exc)
                 continue
@@ -90,6 +84,7 @@ class Recovery(Correlation):
                 known = self.store.get(str(msg.get("id")))
                 if known is not None and known.nonce != known.result_message_id:
                     continue  # the result of a job this server ran itself: not an orphan
+                msg.setdefault("channel_id", account.channel_id)
                 found.append((account, msg))
         if len(found) > 1:
             prompts = [(m.get("id"), mj.parse_content(as_text(m.get("content"))).prompt or "") for _, m in found[:8]]
@@ -101,36 +96,28 @@ class Recovery(Correlation):
             )
         if not found:
             return None
-        account, msg = found[0]
-        result_id = str(msg.get("id"))
-        job = self.store.get(result_id) or self._rebuild(account, msg)
-        self._claimed[result_id] = earlier_id
+        self._claimed[str(found[0][1].get("id"))] = earlier_id
         while len(self._claimed) > 10_000:
             del self._claimed[next(iter(self._claimed))]
-        self.store.index(job, earlier_id)
-        return job
+        return found[0]
 
-    async def _refresh(self, job: Job) -> None:
-        """Discord CDN URLs expire after about a day: read the result message again for fresh ones."""
-        account = self.account(job.account)
+    async def image_url(self, account: Account, message_id: str) -> str | None:
+        """A fresh signed URL of the message's image (Discord's expire after about a day); None if unreadable."""
         try:
-            message = await account.rest.message(account.channel_id, str(job.result_message_id))
+            message = await account.rest.message(account.channel_id, message_id)
         except DiscordHTTPError as exc:
-            log.info("could not refresh the image URL of %s: %s", job.handle, exc)
-            return
+            log.info("could not refresh the image URL of %s: %s", message_id, exc)
+            return None
         attachments = [a for a in as_list(message.get("attachments")) if isinstance(a, dict)]
-        if attachments and isinstance(attachments[0].get("url"), str):
-            old = job.image_url
-            job.image_url = attachments[0]["url"]
-            job.image_urls = [job.image_url if u == old else u for u in job.image_urls]
+        url = attachments[0].get("url") if attachments else None
+        return url if isinstance(url, str) else None
 
-    async def _earlier_reply(self, parent: Job, target: str, button_name: str, index: int | None) -> Job | None:
-        """The reply Midjourney made to an earlier press of a U button of `target`, read back from Discord."""
-        account = self.account(parent.account)
+    async def earlier_reply(self, account: Account, target: str, index: int | None) -> Message | None:
+        """The reply Midjourney made to an earlier press of a U button (image `index`) of message `target`."""
         try:
-            page = await account.rest.messages(account.channel_id, limit=100, after=target)
+            page = await account.rest.messages(account.channel_id, limit=PAGE, after=target)
         except DiscordHTTPError as exc:
-            log.info("could not look for an earlier %s result of %s: %s", button_name, target, exc)
+            log.info("could not look for an earlier result of %s: %s", target, exc)
             return None
         for msg in reversed(page):  # oldest first: the first answer
             reference = msg.get("message_reference")
@@ -138,66 +125,29 @@ class Recovery(Correlation):
                 continue
             if mj.parse_content(as_text(msg.get("content"))).image_index != index:
                 continue
-            job = self.store.get(str(msg.get("id"))) or self._rebuild(account, msg)
-            job.parent_button = job.parent_button or button_name
-            self.store.index(job, f"press:{target}:{button_name}")
-            return job
+            msg.setdefault("channel_id", account.channel_id)
+            return dict(msg)
         return None
 
-    def _earlier_press(self, message_id: str, button_name: str) -> Job | None:
-        for job in self.store.running():
-            if job.parent_message_id == message_id and job.parent_button == button_name:
-                return job
-        key = f"press:{message_id}:{button_name}"
-        return self.store.get(key)
-
-    def _rebuild(self, account: Account, msg: dict[str, Any]) -> Job:
-        """A job from a Discord message alone (after a restart or eviction)."""
-        content = mj.parse_content(as_text(msg.get("content")))
-        job = Job(
-            nonce=str(msg.get("id")),
-            kind=content.kind if content.kind != "unknown" else "imagine",
-            prompt=content.prompt or "",
-            normalised_prompt=mj.normalise_prompt(content.prompt or ""),
-        )
-        job.account = account.name
-        reference = msg.get("message_reference")
-        if isinstance(reference, dict):
-            job.parent_message_id = reference.get("message_id")
-        self.store.add(job)
-        msg.setdefault("channel_id", account.channel_id)
-        self._on_message(account, msg)
-        if job.in_flight and not job.progress_message_id:
-            job.progress_message_id = job.nonce
-        me = account.gateway.user_id
-        if not me or me not in as_text(msg.get("content")):
-            # Another user's message: the gateway would skip its later events (edits, its result) unread.
-            account.keep(job.nonce, job.job_uuid)
-        return job
-
-    def _on_ready(self, account: Account, reconnected: bool) -> None:
-        if self._tg is None:
-            return
-        if reconnected and any(j.submitted and j.account == account.name for j in self.store.running()):
-            self._tg.start_soon(self.reconcile, account)
-        self._pump()
-
-    async def reconcile(self, account: Account) -> None:
-        """After a lost session: read the channel's recent messages and apply what we missed."""
+    async def missed(self, account: Account) -> tuple[list[Message], list[str]]:
+        """After a lost session: the channel's recent messages (oldest first), and which of our running jobs'
+        first messages Discord deleted meanwhile (their results may be on the page with only a prompt to match)."""
         try:
-            messages = await account.rest.messages(account.channel_id, limit=100)
+            messages = await account.rest.messages(account.channel_id, limit=PAGE)
         except DiscordHTTPError as exc:
             log.warning("could not reconcile jobs of account %s after a new session: %s", account.name, exc)
-            return
-        # Our jobs' messages missing from the page were deleted: their results may be on it, with nothing but the
-        # prompt to say whose they are (the uuid came only in the progress updates we missed).
+            return [], []
         shown = {str(m.get("id")) for m in messages}
         # A full page reaches back only so far: below its oldest message, absent does not mean deleted.
-        oldest = min((int(i) for i in shown if i.isdigit()), default=0) if len(messages) >= 100 else 0
-        for job in self.store.running():
-            first = job.progress_message_id or ""
-            if job.account == account.name and first.isdigit() and first not in shown and int(first) > oldest:
-                self._mark_gone(first)
-        for msg in reversed(messages):  # Discord returns newest first
+        oldest = min((int(i) for i in shown if i.isdigit()), default=0) if len(messages) >= PAGE else 0
+        gone = [
+            first
+            for job in self.store.running()
+            if job.account == account.name
+            and (first := job.progress_message_id or "").isdigit()
+            and first not in shown
+            and int(first) > oldest
+        ]
+        for msg in messages:
             msg.setdefault("channel_id", account.channel_id)
-            self.dispatch_from(account, "MESSAGE_CREATE", msg)  # the same checks as a live event; never raises
+        return list(reversed(messages)), gone  # Discord returns newest first

@@ -1,21 +1,45 @@
 """Jobs and the in-memory, bounded job store.
 
-A job is indexed under every id Discord gives it (our nonce, the interaction id, the progress message, the
-result message) and under Midjourney's job uuid, so whatever id a tool returned finds it again. Finished
-jobs are evicted oldest first beyond a count and an age; running jobs are never evicted.
+A job is data: what to send (`SlashCommand` or `ButtonPress`, built into a Discord body by the sender), and what
+Discord has said of it so far. Correlation writes the observed state; the engine facade and the scheduler write where
+it runs (account, charge). A job is indexed under every id Discord gives it (our nonce, the interaction id, the
+progress message, the result message) and under Midjourney's job uuid, so whatever id a tool returned finds it
+again. Finished jobs are evicted oldest first beyond a count and an age; running jobs are never evicted.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from ..models import Button, JobStatus
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """A Midjourney slash command to send: its name (looked up in the command index at send time) and options."""
+
+    name: str
+    options: list[dict[str, Any]]
+    attachments: list[dict[str, Any]] | None = None  # files uploaded in the pinned account's channel
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A press of one component of a message (the message's own account sends it)."""
+
+    message_id: str
+    custom_id: str
+    message_flags: int = 0
+    component_type: int = 2
+
+
+Request = SlashCommand | ButtonPress
 
 
 @dataclass(eq=False)
@@ -48,17 +72,15 @@ class Job:
     finished_at: float | None = None
     version: int = 0
     _changed: anyio.Event = field(default_factory=anyio.Event, repr=False)
-    holds_slot: bool = False
     account: str | None = None  # the account that sent it (or owns its message)
     pinned_account: str | None = None  # a button press must go through the account that owns the message
-    command_name: str | None = None  # the slash command, for jobs that may be re-sent on another account
-    body: Callable[..., dict[str, Any]] | None = field(default=None, repr=False)
+    request: Request | None = None  # what to send (None for a job rebuilt from a Discord message)
     progress_buttons: list[Button] = field(default_factory=list)  # the running job's Cancel button
     modal: Any = None  # the `Modal` Midjourney opened for this job (status needs_input)
     prompts: list[str] = field(default_factory=list)  # /describe's or /shorten's answer
     info: dict[str, Any] | None = None  # /info's facts
     note: str | None = None  # a reply in words (mode switches, confirmations)
-    files: list[str] = field(default_factory=list)  # local copies in MJ_DOWNLOAD_DIR
+    files: list[str] = field(default_factory=list)  # TEMP until the render split lands
     spend: Any = None  # the budget.Spend it was charged, until Discord takes it (refunded if it never does)
     reached_discord: bool = False  # Discord accepted an interaction of it once (never cleared: a requeue keeps it)
 
@@ -66,6 +88,11 @@ class Job:
     def handle(self) -> str:
         """The id a tool returns: the result message once there is one, else the progress message, else the nonce."""
         return self.result_message_id or self.progress_message_id or self.nonce
+
+    @property
+    def command_name(self) -> str | None:
+        """The slash command it sends, or None for a press: a command may be re-sent on another account."""
+        return self.request.name if isinstance(self.request, SlashCommand) else None
 
     @property
     def in_flight(self) -> bool:
@@ -99,6 +126,31 @@ class Job:
         self.error = reason
         self.finished_at = time.monotonic()
         self.touch()
+
+
+ProgressHook = Callable[[Job], Awaitable[None]]
+
+
+async def wait_for(
+    job: Job, seconds: float, on_change: ProgressHook | None = None, *, until_input: bool = False
+) -> Job:
+    """Wait until the job finishes or needs input, at most `seconds`; `on_change` hears of each change meanwhile.
+
+    With `until_input`, also stop at the first sign Midjourney will not ask for input (its first message).
+    """
+    deadline = time.monotonic() + max(0.0, seconds)
+    while job.in_flight and job.status is not JobStatus.NEEDS_INPUT:
+        if until_input and job.progress_message_id:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        event = job.changed()
+        with anyio.move_on_after(remaining):
+            await event.wait()
+        if on_change is not None and job.in_flight:
+            await on_change(job)
+    return job
 
 
 class JobStore:

@@ -8,9 +8,12 @@ from mcp_midjourney.midjourney.buttons import (
     ButtonAction,
     button_action,
     button_name,
+    button_used,
     find_button,
     parse_buttons,
+    press_cost,
 )
+from mcp_midjourney.midjourney.cdn import grid_image_urls
 from mcp_midjourney.midjourney.commands import (
     CommandNotFound,
     attachment_ref,
@@ -44,10 +47,12 @@ __all__ = [
     "button_action",
     "button_name",
     "button_press",
+    "button_used",
     "classify_embeds",
     "describe_options",
     "find_button",
     "find_command",
+    "grid_image_urls",
     "imagine_options",
     "is_progress_attachment",
     "message_job_uuid",
@@ -56,6 +61,7 @@ __all__ = [
     "parse_buttons",
     "parse_content",
     "plain_failure",
+    "press_cost",
     "shorten_options",
     "slash_command",
 ]

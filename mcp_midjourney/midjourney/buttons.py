@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from mcp_midjourney.midjourney._common import is_int, iter_components, last_uuid
 from mcp_midjourney.models import Button
 
-__all__ = ["ButtonAction", "button_action", "button_name", "find_button", "parse_buttons"]
+__all__ = ["ButtonAction", "button_action", "button_name", "button_used", "find_button", "parse_buttons", "press_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,9 @@ class ButtonAction:
 
 
 _PRESSABLE_TYPES = (2, 3)  # button, string select
+_STYLE_USED = 1  # Midjourney turns a U button "primary" (blue) once it was pressed
+# Presses that start no Midjourney job: an acknowledgement, a moderation appeal, a second /describe.
+_FREE_KINDS = frozenset({"bookmark", "cancel", "appeal", "describe_retry"})
 _UPSCALE_VERSION_RE = re.compile(r"^v\d+(?:r\d+)?_")  # upsample_v6_…, upsample_v6r1_…, upsample_v7_…
 _UPSCALES = {
     "2x_subtle": ("upscale_subtle", "Subtle"),
@@ -139,6 +142,19 @@ def button_action(custom_id: str) -> ButtonAction:
     if not isinstance(custom_id, str):
         return ButtonAction(kind="unknown")
     return _derive(custom_id)[1]
+
+
+def press_cost(action: ButtonAction) -> Literal["job", "upscale"] | None:
+    """What a press costs in Midjourney's terms: an upscale (any U button, Upscale (Subtle), 2x, ...), another job
+    (variations, rerolls, zooms, pans, a describe pick's imagine), or nothing (bookmark, cancel, appeal)."""
+    if action.kind in _FREE_KINDS:
+        return None
+    return "upscale" if action.kind == "upscale" else "job"
+
+
+def button_used(button: Button) -> bool:
+    """Whether Discord shows the button as already pressed (Midjourney answers a second press with nothing)."""
+    return button.style == _STYLE_USED
 
 
 def find_button(buttons: list[Button], wanted: str) -> Button | None:

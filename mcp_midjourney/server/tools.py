@@ -305,7 +305,7 @@ def build_server() -> MCPServer[AppState]:
             if target.status is JobStatus.NEEDS_INPUT:
                 job = await _answer(state, target, text, region, mask_path)
             else:
-                job = await engine.press(message_id, button.strip(), cost=_press_kind(button))
+                job = await engine.press(message_id, button.strip())
                 picks_prompt = re.fullmatch(r"describe_[1-4]|[1-4]\ufe0f?\u20e3", button.strip()) is not None
                 if text is not None or region or mask_path or picks_prompt:
                     # Open and answer in one call: wait (briefly) for the form Midjourney opens.

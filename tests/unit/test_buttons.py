@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mcp_midjourney.midjourney import ButtonAction, button_action, button_name, find_button, parse_buttons
+from mcp_midjourney.midjourney import ButtonAction, button_action, button_name, find_button, parse_buttons, press_cost
 from mcp_midjourney.models import Button
 from tests.conftest import load_fixture
 
@@ -343,3 +343,24 @@ def test_a_never_seen_button_gets_a_name_and_is_found() -> None:
     assert find_button(buttons, "brand_new_thing") is buttons[1]
     assert find_button(buttons, custom_id) is buttons[1]
     assert button_action(custom_id) == ButtonAction("unknown", "brand_new_thing", 1, UUID)
+
+
+@pytest.mark.parametrize(
+    ("custom_id", "cost"),
+    [
+        ("MJ::JOB::upsample::1::a7cb1552-f779-4094-9afe-2acf22dae280", "upscale"),
+        ("MJ::JOB::upsample_v6_2x_subtle::1::a7cb1552-f779-4094-9afe-2acf22dae280::SOLO", "upscale"),
+        ("MJ::JOB::upsample_v7_2x_creative::1::a7cb1552-f779-4094-9afe-2acf22dae280::SOLO", "upscale"),
+        ("MJ::JOB::upsample_v5_4x::1::a7cb1552-f779-4094-9afe-2acf22dae280::SOLO", "upscale"),
+        ("MJ::JOB::variation::2::a7cb1552-f779-4094-9afe-2acf22dae280", "job"),
+        ("MJ::JOB::reroll::0::a7cb1552-f779-4094-9afe-2acf22dae280::SOLO", "job"),
+        ("MJ::Outpaint::50::1::a7cb1552-f779-4094-9afe-2acf22dae280::SOLO", "job"),
+        ("MJ::Job::PicReader::2", "job"),  # a describe pick runs an imagine
+        ("MJ::BOOKMARK::a7cb1552-f779-4094-9afe-2acf22dae280", None),
+        ("MJ::CancelJob::ByJobid::a7cb1552-f779-4094-9afe-2acf22dae280", None),
+        ("MJ::Prompts::Appeal::made-up-token", None),
+        ("MJ::Picread::Retry", None),
+    ],
+)
+def test_a_press_costs_what_its_action_makes(custom_id: str, cost: str | None) -> None:
+    assert press_cost(button_action(custom_id)) == cost
