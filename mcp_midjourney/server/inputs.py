@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 import anyio
 import httpx2
 
+from ..media.fetch import ImageFetchError, fetch_image
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # Discord's upload limit for an account without Nitro
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 
@@ -63,9 +65,6 @@ async def load_image(
     if ref.lower().startswith("file:"):
         raise InputError(f"{ref!r}: pass the local path itself (e.g. /home/me/cat.png), not a file:// URL.")
     if is_url(ref):
-        # Imported here: preview loads Pillow, which the server needs only once there is an image (start-up cost).
-        from ..media.preview import ImageFetchError, fetch_image
-
         try:
             data, content_type = await fetch_image(client, ref, max_bytes=MAX_UPLOAD_BYTES, trusted_hosts=trusted_hosts)
         except ImageFetchError as exc:

@@ -1,13 +1,9 @@
-"""How a job looks to the model: one-line hints, a text summary, structured content, a preview it can see.
-
-Also the masks Vary (Region) needs (a rectangle or a PNG turned into Midjourney's mask format).
-"""
+"""How a job looks to the model: one-line hints, a text summary, structured content, a preview it can see."""
 
 from __future__ import annotations
 
 import base64
 import functools
-import io
 import logging
 
 import httpx2
@@ -122,11 +118,8 @@ class Renderer:
 
     @functools.cached_property
     def trusted(self) -> frozenset[str]:
-        """Result images come from Discord's messages, not from the user: the configured hosts are trusted.
-
-        Computed at the first result, so that Pillow (imported with `preview`) stays out of the server's start-up.
-        """
-        from ..media.preview import trusted_hosts_for
+        """Result images come from Discord's messages, not from the user: the configured hosts are trusted."""
+        from ..media.fetch import trusted_hosts_for
 
         return trusted_hosts_for([self.settings.api_base, self.settings.cdn_base])
 
@@ -149,7 +142,8 @@ class Renderer:
         )
 
     async def _preview(self, url: str, notes: list[str]) -> ImageContent | None:
-        from ..media.preview import ImageError, fetch_preview
+        from ..media.fetch import ImageError
+        from ..media.preview import fetch_preview
 
         cached = self._previews.get(url)
         if cached is None:
@@ -167,7 +161,8 @@ class Renderer:
         return ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime)
 
     async def _save(self, job: Job, notes: list[str]) -> None:
-        from ..media.preview import ImageError, SaveError, download_items, save_images
+        from ..media.fetch import ImageError
+        from ..media.save import SaveError, download_items, save_images
 
         assert self.settings.download_dir is not None
         items = download_items(job.job_uuid or job.handle, job.image_url, job.image_urls)
@@ -180,36 +175,3 @@ class Renderer:
             notes.append(f"could not save the images: {exc}")
             return
         job.files = [str(p) for p in paths]
-
-
-def region_mask(*, region: list[float] | None = None, data: bytes | None = None, size: int = 1024) -> str:
-    """Vary (Region)'s mask as base64 PNG: white where Midjourney should redraw, black elsewhere.
-
-    From a rectangle of fractions ``[left, top, right, bottom]``, or from a PNG the caller drew (its white or
-    opaque pixels mark the region).
-    """
-    from PIL import Image, ImageDraw
-
-    if region is not None:
-        if len(region) != 4 or not all(0.0 <= v <= 1.0 for v in region):
-            raise ValueError("region must be [left, top, right, bottom], each a fraction between 0 and 1.")
-        left, top, right, bottom = region
-        if right - left < 0.02 or bottom - top < 0.02:
-            raise ValueError("region is empty: right must exceed left and bottom exceed top.")
-        mask = Image.new("L", (size, size), 0)
-        ImageDraw.Draw(mask).rectangle(
-            (round(left * size), round(top * size), round(right * size) - 1, round(bottom * size) - 1), fill=255
-        )
-    elif data is not None:
-        with Image.open(io.BytesIO(data)) as drawn:
-            if "A" in drawn.getbands():
-                mask = drawn.getchannel("A").point(lambda v: 255 if v > 127 else 0)
-            else:
-                mask = drawn.convert("L").point(lambda v: 255 if v > 127 else 0)
-        if mask.getbbox() is None:
-            raise ValueError("the mask is empty: paint the region to change in white.")
-    else:
-        raise ValueError("give a region or a mask image")
-    out = io.BytesIO()
-    mask.save(out, format="PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode("ascii")

@@ -545,7 +545,8 @@ async def _answer(
     state: AppState, job: Job, prompt: str | None, region: list[float] | None, mask_path: str | None
 ) -> Job:
     """Submit the form a job waits on: a prompt, and for Vary (Region) the mask."""
-    from .render import region_mask
+    # Imported at the first Vary (Region): Pillow stays out of the server's start-up.
+    from ..media.mask import region_mask
 
     assert state.engine is not None and state.http is not None and state.settings is not None
     modal = job.modal
