@@ -509,7 +509,8 @@ def build_server() -> MCPServer[AppState]:
             job = await state.engine.get(_check_id(message_id))
         except EngineError as exc:
             raise ToolError(str(exc)) from None
-        return job_view(job).model_dump_json(indent=2)
+        files = state.renderer.saved_files(job) if state.renderer is not None else []
+        return job_view(job, files=files).model_dump_json(indent=2)
 
     @server.resource("midjourney://guide", mime_type="text/markdown")
     def guide_resource() -> str:
