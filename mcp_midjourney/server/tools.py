@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 import httpx2
@@ -30,6 +30,7 @@ from ..discord.rest import tls_context
 from ..engine.budget import Budget, BudgetExceeded
 from ..engine.engine import Engine, EngineError
 from ..engine.store import Job
+from ..midjourney import blend_options, describe_options, shorten_options
 from ..midjourney.params import check_prompt as check_prompt_text
 from ..models import AccountsView, JobStatus, JobView, PromptCheckView, lean_schema
 from .inputs import InputError, is_local_path, load_image
@@ -359,14 +360,12 @@ def build_server() -> MCPServer[AppState]:
         assert engine is not None and state.http is not None and state.settings is not None
         try:
             if image.strip().lower().startswith(("http://", "https://")):
-                job = await engine.command("describe", [{"type": 3, "name": "link", "value": image.strip()}])
+                job = await engine.command("describe", describe_options(link=image.strip()))
             else:
                 filename, data = await load_image(
                     image, client=state.http, allowed_dirs=list(state.settings.allowed_dirs)
                 )
-                job = await engine.command(
-                    "describe", [{"type": 11, "name": "image", "value": 0}], files=[(filename, data)]
-                )
+                job = await engine.command("describe", describe_options(), files=[(filename, data)])
             job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
         except InputError as exc:
             raise ToolError(str(exc)) from None
@@ -400,11 +399,8 @@ def build_server() -> MCPServer[AppState]:
             ]
         except InputError as exc:
             raise ToolError(str(exc)) from None
-        options: list[dict[str, Any]] = [{"type": 11, "name": f"image{i + 1}", "value": i} for i in range(len(files))]
-        if aspect:
-            options.append({"type": 3, "name": "dimensions", "value": f"--ar {aspect}"})
         try:
-            job = await engine.command("blend", options, files=files, cost="job")
+            job = await engine.command("blend", blend_options(len(files), aspect), files=files, cost="job")
         except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
@@ -440,7 +436,7 @@ def build_server() -> MCPServer[AppState]:
             engine = (await _state(ctx)).engine
             assert engine is not None
             try:
-                job = await engine.command("shorten", [{"type": 3, "name": "prompt", "value": text}], prompt=text)
+                job = await engine.command("shorten", shorten_options(text), prompt=text)
                 job = await engine.wait(job, min(20.0, engine.settings.wait_ceiling))
             except EngineError as exc:
                 raise ToolError(str(exc)) from None
