@@ -306,7 +306,7 @@ def build_server() -> MCPServer[AppState]:
             if target.status is JobStatus.NEEDS_INPUT:
                 job = await _answer(state, target, text, region, mask_path)
             else:
-                job = await engine.press(message_id, button.strip(), cost=_press_kind(button))
+                job = await engine.press(message_id, button.strip())
                 picks_prompt = re.fullmatch(r"describe_[1-4]|[1-4]\ufe0f?\u20e3", button.strip()) is not None
                 if text is not None or region or mask_path or picks_prompt:
                     # Open and answer in one call: wait (briefly) for the form Midjourney opens.
@@ -526,16 +526,6 @@ def build_server() -> MCPServer[AppState]:
 
 def _guide() -> str:
     return resources.files("mcp_midjourney.server").joinpath("guide.md").read_text(encoding="utf-8")
-
-
-def _press_kind(button: str) -> Literal["job", "upscale"] | None:
-    """What a press costs against the budget: bookmarks and cancels cost nothing."""
-    lowered = button.strip().lower()
-    if any(word in lowered for word in ("bookmark", "cancel", "❤", "appeal")):
-        return None
-    if re.fullmatch(r"u[1-4]", lowered) or "upsample::" in lowered:
-        return "upscale"
-    return "job"
 
 
 async def _answer(
