@@ -3,8 +3,8 @@
 `fetch_image` caps the bytes and the time, wants ``image/*``, and guards against SSRF: no ``file://``, no
 loopback/private/link-local/reserved addresses unless the host is trusted (`trusted_hosts_for`: the configured
 Discord and CDN bases), every redirect hop checked again, and the connection pinned to the address that was
-checked (a rebinding DNS cannot answer differently the second time). No Pillow here: previews and saving
-(media/preview.py, media/save.py) build on this.
+checked (a rebinding DNS cannot answer differently the second time). It loads no Pillow; media/preview.py
+and media/save.py build on it.
 """
 
 from __future__ import annotations
