@@ -75,7 +75,7 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
         return 0
 
     # The HTTP stack's transports and the CA bundle load later, in a worker thread, while `initialize` is answered.
-    from .server.tools import build_server
+    from .server.app import build_server
 
     build_server().run()
     return 0

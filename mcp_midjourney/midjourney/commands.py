@@ -1,4 +1,7 @@
-"""Bodies of ``POST /interactions`` (protocol.md §1): slash commands, button presses, modal submits.
+"""Bodies of ``POST /interactions`` (protocol.md §1): slash commands and their options, button presses, modal submits.
+
+Every option dict sent to Discord is built here (`imagine_options`, `describe_options`, `blend_options`,
+`shorten_options`): callers name what they want, not the option types.
 
 Command ids and versions change without notice, so nothing here hard-codes them: `find_command` reads
 them from the application-command-index answer fetched at run time, and `slash_command` echoes the
@@ -114,16 +117,17 @@ def describe_options(*, link: str | None = None, attachment_index: int = 0) -> l
     return [{"type": _OPTION_ATTACHMENT, "name": "image", "value": attachment_index}]
 
 
-def blend_options(image_count: int, dimensions: str | None = None) -> list[JSON]:
+def blend_options(image_count: int, aspect: str | None = None) -> list[JSON]:
     """Options of ``/blend``: ``image1``…``imageN`` (attachment indices 0…N-1), then ``dimensions``.
 
-    `dimensions` is the value Midjourney lists, e.g. ``--ar 2:3``, ``--ar 1:1`` or ``--ar 3:2``.
+    `aspect` is the result's shape as W:H (Midjourney lists ``2:3``, ``1:1`` and ``3:2``); the option's value
+    is the choice as the command index gives it, e.g. ``--ar 2:3``. None leaves it out (square).
     """
     options: list[JSON] = [
         {"type": _OPTION_ATTACHMENT, "name": f"image{i + 1}", "value": i} for i in range(image_count)
     ]
-    if dimensions:
-        options.append({"type": _OPTION_STRING, "name": "dimensions", "value": dimensions})
+    if aspect:
+        options.append({"type": _OPTION_STRING, "name": "dimensions", "value": f"--ar {aspect}"})
     return options
 
 

@@ -5,25 +5,34 @@ turn. `check_prompt` refuses the clear mistakes locally, each with what is wrong
 example; anything it is unsure of (a parameter it does not know, a value one model version may refuse)
 passes with a warning, because Midjourney adds parameters faster than any table learns them.
 
-The knowledge is data: `params.json` beside this module lists names, aliases, value kinds, ranges and
-the models where they differ. Pure: the table is read once; a check does no I/O.
+The knowledge is data (params_table.py reads `params.json` into a `ParamTable`); {a, b} permutations are
+expanded and counted by params_permutations.py. Pure: the table is read once; a check does no I/O.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from difflib import get_close_matches
-from functools import cache
-from importlib import resources
-from typing import Any
+
+from .params_permutations import count_permutations, expand_permutations
+from .params_table import (
+    NUMBER_RE,
+    VERSION_RE,
+    ParamSpec,
+    ParamTable,
+    ParamValue,
+    ValueRule,
+    choice_key,
+    default_table,
+    format_number,
+    load_table,
+    within_rule,
+)
 
 __all__ = ["ParamSpec", "ParamTable", "PromptCheck", "ValueRule", "check_prompt", "default_table", "load_table"]
-
-ParamValue = str | bool | list[str]
 
 
 @dataclass(frozen=True)
@@ -39,159 +48,14 @@ class PromptCheck:
     jobs: int = 1  # how many jobs Midjourney will run: --repeat times {a, b} permutations
 
 
-@dataclass(frozen=True, slots=True)
-class ValueRule:
-    """Bounds of a value: a numeric range, or a set of choices."""
-
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ParamSpec:
-    """One parameter of the table (see the notes in params.json for what each field means)."""
-
-    name: str
-    kind: str
-    about: str
-    aliases: tuple[str, ...] = ()
-    example: str = ""
-    rule: ValueRule = ValueRule()
-    optional: bool = False
-    multiple: bool = False
-    open_above: bool = False
-    codes: re.Pattern[str] | None = None
-    code_hint: str = ""
-    code_example: str = ""
-    pattern: re.Pattern[str] | None = None
-    pattern_hint: str = ""
-    known: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    models: tuple[str, ...] = ()
-    by_model: Mapping[str, ValueRule] = field(default_factory=dict)
-    deprecated: str | None = None
-    requires_text: bool = False
-    multiplies_jobs: bool = False
-
-
-@dataclass(frozen=True)
-class ParamTable:
-    """The whole table, indexed by every name and alias."""
-
-    specs: Mapping[str, ParamSpec]  # canonical name -> spec
-    names: Mapping[str, ParamSpec]  # every name and alias (lower case) -> spec
-    exclusive: tuple[tuple[tuple[str, ...], str], ...]  # (canonical names, why) of which at most one may appear
-    max_prompt_chars: int = 6000
-    max_jobs: int = 40
-
-
-_KINDS = frozenset({"flag", "int", "number", "choice", "ratio", "version", "list", "refs", "codes", "token"})
-_SINGLE = frozenset({"int", "number", "choice", "ratio", "version", "token"})
-
 # A parameter starts a whitespace-separated word: "--name", or the long dash a phone types for "--".
 # The name must start with a letter, so "-5", "--" and "—" alone stay text.
 _PARAM_RE = re.compile(r"(?:--|[\u2013\u2014]-?|-[\u2013\u2014])([A-Za-z]\S*)\Z")
 _DASHES = frozenset("-\u2013\u2014")
 _URL_RE = re.compile(r"https?://[^\s/?#<>]+\S*\Z", re.IGNORECASE)
 _INT_RE = re.compile(r"\d+\Z")
-_NUMBER_RE = re.compile(r"\d*\.?\d+\Z")
-_VERSION_RE = re.compile(r"\d+(?:\.\d+)?\Z")
 _RATIO_RE = re.compile(r"(\d+):(\d+)\Z")
 _WEIGHT_RE = re.compile(r"::-?\d*\.?\d+\Z")
-_MAX_VARIANTS = 10_000
-
-
-def _num_key(value: str) -> str:
-    """A choice's comparison key: ".5", "0.5" and "0.50" are one value; words compare case-insensitively."""
-    if _NUMBER_RE.match(value):
-        return repr(float(value))
-    return value.lower()
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if number == int(number) else f"{number:g}"
-
-
-def _rule(raw: Mapping[str, Any], where: str) -> ValueRule:
-    choices = raw.get("choices", [])
-    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-        raise ValueError(f"{where}: choices must be a list of strings")
-    low, high = raw.get("min"), raw.get("max")
-    for bound in (low, high):
-        if bound is not None and (not isinstance(bound, int | float) or isinstance(bound, bool)):
-            raise ValueError(f"{where}: min and max must be numbers")
-    return ValueRule(low, high, tuple(choices))
-
-
-def _spec(name: str, raw: Mapping[str, Any]) -> ParamSpec:
-    where = f"params.json parameter {name!r}"
-    kind = raw.get("kind")
-    if kind not in _KINDS:
-        raise ValueError(f"{where}: kind must be one of {sorted(_KINDS)}, got {kind!r}")
-    rule = _rule(raw, where)
-    if kind in ("int", "number") and (rule.minimum is None or rule.maximum is None):
-        raise ValueError(f"{where}: an {kind} needs min and max")
-    if kind in ("choice", "version") and not rule.choices:
-        raise ValueError(f"{where}: a {kind} needs choices")
-    if kind == "version" and not all(_VERSION_RE.match(c) for c in rule.choices):
-        raise ValueError(f"{where}: versions must be numbers like 6 or 6.1")
-    by_model = raw.get("by_model", {})
-    codes, pattern = raw.get("codes"), raw.get("pattern")
-    return ParamSpec(
-        name=name,
-        kind=kind,
-        about=str(raw.get("about", "")),
-        aliases=tuple(raw.get("aliases", ())),
-        example=str(raw.get("example", "")),
-        rule=rule,
-        optional=bool(raw.get("optional", False)),
-        multiple=bool(raw.get("multiple", False)),
-        open_above=bool(raw.get("open_above", False)),
-        codes=re.compile(codes) if codes else None,
-        code_hint=str(raw.get("code_hint", "")),
-        code_example=str(raw.get("code_example", "")),
-        pattern=re.compile(pattern) if pattern else None,
-        pattern_hint=str(raw.get("pattern_hint", "")),
-        known={str(k).lower(): tuple(v) for k, v in raw.get("known", {}).items()},
-        models=tuple(raw.get("models", ())),
-        by_model={m: _rule(r, f"{where} by_model {m!r}") for m, r in by_model.items()},
-        deprecated=raw.get("deprecated"),
-        requires_text=bool(raw.get("requires_text", False)),
-        multiplies_jobs=bool(raw.get("multiplies_jobs", False)),
-    )
-
-
-def load_table(data: Mapping[str, Any]) -> ParamTable:
-    """Build a table from params.json's structure; a ValueError names the entry that is wrong."""
-    specs: dict[str, ParamSpec] = {}
-    names: dict[str, ParamSpec] = {}
-    for name, raw in data["parameters"].items():
-        spec = _spec(name, raw)
-        specs[name] = spec
-        for alias in (name, *spec.aliases):
-            if alias.lower() in names:
-                raise ValueError(f"params.json: the name --{alias} belongs to two parameters")
-            names[alias.lower()] = spec
-    exclusive = []
-    for group in data.get("exclusive", []):
-        unknown = [n for n in group["names"] if n not in specs]
-        if unknown:
-            raise ValueError(f"params.json exclusive group names unknown parameters {unknown}")
-        exclusive.append((tuple(group["names"]), str(group["why"])))
-    return ParamTable(
-        specs=specs,
-        names=names,
-        exclusive=tuple(exclusive),
-        max_prompt_chars=int(data.get("max_prompt_chars", 6000)),
-        max_jobs=int(data.get("max_jobs", 40)),
-    )
-
-
-@cache
-def default_table() -> ParamTable:
-    """The table shipped with the package, read once."""
-    text = resources.files("mcp_midjourney.midjourney").joinpath("params.json").read_text(encoding="utf-8")
-    return load_table(json.loads(text))
 
 
 def check_prompt(prompt: str, table: ParamTable | None = None) -> PromptCheck:
@@ -263,7 +127,7 @@ class _Check:
         raw = " ".join(values)
         if spec.kind != "list" and "{" in raw:
             # A permutation such as --ar {16:9, 1:1}: every alternative must be valid on its own.
-            for variant in _expand(raw):
+            for variant in expand_permutations(raw):
                 self._value(spec, written, variant.split())
             self.params[spec.name] = raw
             return
@@ -340,15 +204,15 @@ class _Check:
                     f"{shown}: aspect ratio must be W:H with whole numbers above 0, e.g. {flag} {_ratio_hint(value)}"
                 )
         elif spec.kind in ("int", "number"):
-            pattern, what = (_INT_RE, "a whole number") if spec.kind == "int" else (_NUMBER_RE, "a number")
+            pattern, what = (_INT_RE, "a whole number") if spec.kind == "int" else (NUMBER_RE, "a number")
             assert rule.minimum is not None and rule.maximum is not None  # load_table guarantees both
-            span = f"from {_fmt(rule.minimum)} to {_fmt(rule.maximum)}"
+            span = f"from {format_number(rule.minimum)} to {format_number(rule.maximum)}"
             if not pattern.match(value):
                 self.errors.append(f"{shown}: {flag} must be {what} {span} ({spec.about}), e.g. {flag} {spec.example}")
             elif not rule.minimum <= float(value) <= rule.maximum:
                 near = rule.minimum if float(value) < rule.minimum else rule.maximum
                 self.errors.append(
-                    f"{shown}: out of range; {flag} goes {span} ({spec.about}), e.g. {flag} {_fmt(near)}"
+                    f"{shown}: out of range; {flag} goes {span} ({spec.about}), e.g. {flag} {format_number(near)}"
                 )
         elif spec.kind in ("choice", "version"):
             self._choice(spec, flag, value)
@@ -363,16 +227,18 @@ class _Check:
 
     def _choice(self, spec: ParamSpec, flag: str, value: str) -> None:
         choices = spec.rule.choices
-        if _num_key(value) in {_num_key(c) for c in choices}:
+        if choice_key(value) in {choice_key(c) for c in choices}:
             return
-        numeric = [float(c) for c in choices if _NUMBER_RE.match(c)]
-        if spec.open_above and numeric and _NUMBER_RE.match(value) and float(value) > max(numeric):
+        numeric = [float(c) for c in choices if NUMBER_RE.match(c)]
+        if spec.open_above and numeric and NUMBER_RE.match(value) and float(value) > max(numeric):
             self.warnings.append(
-                f"{flag} {value}: newer than the values this server knows (up to {_fmt(max(numeric))}); "
+                f"{flag} {value}: newer than the values this server knows (up to {format_number(max(numeric))}); "
                 "sent as written, Midjourney decides"
             )
             return
-        listed = ", ".join(dict.fromkeys(_fmt(float(c)) if c in ("5.0", "6.0", "7.0", "8.0") else c for c in choices))
+        listed = ", ".join(
+            dict.fromkeys(format_number(float(c)) if c in ("5.0", "6.0", "7.0", "8.0") else c for c in choices)
+        )
         self.errors.append(f"{flag} {value}: {flag} accepts {listed} ({spec.about}), e.g. {flag} {spec.example}")
 
     def _refs(self, spec: ParamSpec, flag: str, values: list[str]) -> ParamValue | None:
@@ -452,8 +318,11 @@ class _Check:
             if not isinstance(value, str) or "{" in value:
                 continue
             rule = spec.by_model.get(full) or spec.by_model.get(family)
-            if rule is not None and not _within(rule, value):
-                allowed = ", ".join(rule.choices) or f"{_fmt(rule.minimum or 0)} to {_fmt(rule.maximum or 0)}"
+            if rule is not None and not within_rule(rule, value):
+                allowed = (
+                    ", ".join(rule.choices)
+                    or f"{format_number(rule.minimum or 0)} to {format_number(rule.maximum or 0)}"
+                )
                 self.warnings.append(f"{self.shown[name]}: with {named} it accepts {allowed}; Midjourney may refuse it")
             where = spec.known.get(value.lower()) if spec.kind == "token" else None
             if where and full not in where and family not in where:
@@ -462,14 +331,14 @@ class _Check:
                 )
 
     def _jobs(self) -> int:
-        variants = _count_variants(self.prompt) if "{" in self.prompt else 1
+        variants = count_permutations(self.prompt) if "{" in self.prompt else 1
         jobs, parts = variants, [f"{variants} permutations"] if variants > 1 else []
         for name, value in self.params.items():
             spec = self.table.specs.get(name)
             if spec is None or not spec.multiplies_jobs or not isinstance(value, str) or not value.isdigit():
                 continue
             times = int(value)
-            if times > 1 and _within(spec.rule, value):  # an out-of-range value is already an error
+            if times > 1 and within_rule(spec.rule, value):  # an out-of-range value is already an error
                 jobs *= times
                 parts.append(self.shown[name])
         if jobs > 1:
@@ -487,23 +356,13 @@ class _Check:
 def _model(params: Mapping[str, ParamValue]) -> tuple[str, str] | None:
     """("v6.1", "v6") or ("niji 6", "niji 6") for the model the prompt names; None when it names none."""
     version, niji = params.get("version"), params.get("niji")
-    if isinstance(version, str) and _VERSION_RE.match(version):
+    if isinstance(version, str) and VERSION_RE.match(version):
         number = version.removesuffix(".0")
         return f"v{number}", f"v{number.split('.')[0]}"
-    if isinstance(niji, str) and _VERSION_RE.match(niji):
+    if isinstance(niji, str) and VERSION_RE.match(niji):
         name = f"niji {niji.split('.')[0]}"
         return name, name
     return None
-
-
-def _within(rule: ValueRule, value: str) -> bool:
-    if rule.choices:
-        return _num_key(value) in {_num_key(c) for c in rule.choices}
-    if not _NUMBER_RE.match(value):
-        return True  # already reported as malformed
-    low = -math.inf if rule.minimum is None else rule.minimum
-    high = math.inf if rule.maximum is None else rule.maximum
-    return low <= float(value) <= high
 
 
 def _ratio_hint(value: str) -> str:
@@ -517,63 +376,3 @@ def _ratio_hint(value: str) -> str:
         return "16:9"
     divisor = math.gcd(width, height)
     return f"{width // divisor}:{height // divisor}"
-
-
-def _expand(text: str, limit: int = 64) -> list[str]:
-    """The prompts a {a, b} permutation stands for (first `limit`); text without braces is itself."""
-    start = text.find("{")
-    if start < 0:
-        return [text]
-    depth, cut, options = 0, start + 1, []
-    for at in range(start, len(text)):
-        char = text[at]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                options.append(text[cut:at])
-                head, tail = text[:start], text[at + 1 :]
-                out: list[str] = []
-                for option in options:
-                    out.extend(_expand(head + option.strip() + tail, limit))
-                    if len(out) >= limit:
-                        break
-                return out[:limit]
-        elif char == "," and depth == 1:
-            options.append(text[cut:at])
-            cut = at + 1
-    return [text]  # an unclosed brace is plain text
-
-
-def _count_variants(text: str) -> int:
-    """How many prompts the {…} permutations of `text` make (nested groups included), capped."""
-
-    def sequence(at: int, stops: str) -> tuple[int, int]:
-        count = 1
-        while at < len(text):
-            char = text[at]
-            if char == "\\":
-                at += 2
-                continue
-            if char in stops:
-                break
-            if char == "{":
-                inner, at = group(at + 1)
-                count = min(count * inner, _MAX_VARIANTS)
-                continue
-            at += 1
-        return count, at
-
-    def group(at: int) -> tuple[int, int]:
-        total = 0
-        while True:
-            count, at = sequence(at, ",}")
-            total += count
-            if at >= len(text):
-                return 1, at  # unclosed: plain text
-            if text[at] == "}":
-                return max(total, 1), at + 1
-            at += 1
-
-    return sequence(0, "")[0]

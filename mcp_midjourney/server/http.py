@@ -121,7 +121,7 @@ def build_app(host: str, port: int, token: str | None, extra_hosts: Iterable[str
 
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from .tools import build_server
+    from .app import build_server
 
     hosts = allowed_hosts(host, port, extra_hosts)
     origins = [f"{scheme}://{name}" for name in hosts for scheme in ("http", "https")]

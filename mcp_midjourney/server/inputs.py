@@ -1,20 +1,27 @@
-"""Images the agent hands us: http(s) URLs (fetched with the SSRF guard) or local files (inside allowed folders).
+"""Images the agent hands us: http(s) URLs (fetched with the SSRF guard) or local files (inside allowed folders),
+alone or inside a prompt (image prompts, --sref/--cref/--oref paths).
 
-Every refusal is an `InputError` whose message says what to do instead; nothing here touches Discord.
+Every refusal is an `InputError` whose message says what to do instead; nothing here touches Discord: the
+upload of a local file is a function the caller hands in.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import anyio
 import httpx2
 
+from ..media.fetch import ImageFetchError, fetch_image
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # Discord's upload limit for an account without Nitro
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
+# A path in a prompt: alone, or as the value of a reference parameter (which makes it a file even if it is missing).
+_LOCAL_REF = re.compile(r"(?<!\S)(--(?:sref|cref|oref)\s+)?((?:~|\.{1,2})?/[^\s]+|[A-Za-z]:[\\/][^\s]+)")
 
 
 class InputError(Exception):
@@ -63,9 +70,6 @@ async def load_image(
     if ref.lower().startswith("file:"):
         raise InputError(f"{ref!r}: pass the local path itself (e.g. /home/me/cat.png), not a file:// URL.")
     if is_url(ref):
-        # Imported here: preview loads Pillow, which the server needs only once there is an image (start-up cost).
-        from ..media.preview import ImageFetchError, fetch_image
-
         try:
             data, content_type = await fetch_image(client, ref, max_bytes=MAX_UPLOAD_BYTES, trusted_hosts=trusted_hosts)
         except ImageFetchError as exc:
@@ -96,3 +100,40 @@ def _read_local(ref: str, allowed_dirs: list[Path]) -> tuple[str, bytes]:
     data = resolved.read_bytes()
     content_type = _check_image(data, ref)
     return _filename(str(resolved), content_type), data
+
+
+def mentions_local_file(prompt: str) -> bool:
+    """Whether a prompt may name a local file (then `upload_local_refs` has work to do)."""
+    return _LOCAL_REF.search(prompt) is not None
+
+
+async def upload_local_refs(
+    prompt: str,
+    images: list[str],
+    upload: Callable[[str, bytes], Awaitable[str]],
+    *,
+    client: httpx2.AsyncClient,
+    allowed_dirs: list[Path],
+) -> str:
+    """The prompt with local files (image prompts, --sref/--cref paths) replaced by URLs Midjourney can read.
+
+    `images` go first, as image prompts; `upload(filename, data)` turns a local file's bytes into a URL.
+    """
+
+    async def url_for(ref: str) -> str:
+        if ref.lower().startswith(("http://", "https://")):
+            return ref
+        filename, data = await load_image(ref, client=client, allowed_dirs=allowed_dirs)
+        return await upload(filename, data)
+
+    leading = [await url_for(ref) for ref in images]
+    parts: list[str] = []
+    last = 0
+    for match in _LOCAL_REF.finditer(prompt):
+        if not is_local_path(match.group(2)):
+            continue
+        if match.group(1) is None and not await (await anyio.Path(match.group(2)).expanduser()).exists():
+            continue  # words like "/r/earthporn" in a prompt are not files unless a reference parameter says so
+        parts += [prompt[last : match.start(2)], await url_for(match.group(2))]
+        last = match.end(2)
+    return " ".join([*leading, "".join([*parts, prompt[last:]])]).strip()

@@ -1,26 +1,33 @@
 """How a job looks to the model: one-line hints, a text summary, structured content, a preview it can see.
 
-Also the masks Vary (Region) needs (a rectangle or a PNG turned into Midjourney's mask format).
+The `Renderer` also keeps, outside the job, what it saved of each job into ``MJ_DOWNLOAD_DIR``: only the
+engine writes a `Job`. Images are fetched, downscaled and saved through media/ (which knows Discord's hosts
+and the file names of a grid); nothing here reads a URL's grammar.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
-import io
 import logging
+from collections import OrderedDict
+from typing import TypeVar
 
 import httpx2
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 
 from ..config import Settings
 from ..engine.store import Job
+from ..media.fetch import ImageError, trusted_hosts_for
+from ..media.save import SaveError, download_items, save_images
 from ..models import ButtonView, JobStatus, JobView
 
 log = logging.getLogger(__name__)
+_V = TypeVar("_V")
 
 PREVIEW_SIDE = 1024
 PREVIEW_BYTES = 700_000  # base64 makes it ~0.93 MB: far below the 1,048,576-character limit of a tool result
+PREVIEWS_KEPT = 64
+SAVED_KEPT = 1024  # jobs whose saved paths are remembered (a few hundred bytes each)
 
 
 def next_hint(job: Job) -> str:
@@ -54,8 +61,10 @@ def next_hint(job: Job) -> str:
     return f"Still running: call get_message(message_id='{handle}', wait_seconds=30) to wait for the result."
 
 
-def job_view(job: Job, warnings: list[str] | None = None, budget: str | None = None) -> JobView:
-    """The structured form of a job, as every tool returns it."""
+def job_view(
+    job: Job, warnings: list[str] | None = None, budget: str | None = None, files: list[str] | None = None
+) -> JobView:
+    """The structured form of a job, as every tool returns it; `files` are its saved copies, if any."""
     notes = list(warnings or [])
     if job.queued_note and job.in_flight:
         notes.append(job.queued_note)
@@ -78,7 +87,7 @@ def job_view(job: Job, warnings: list[str] | None = None, budget: str | None = N
         prompts=list(job.prompts),
         input_prompt=job.modal.prefilled if job.modal is not None else None,
         note=job.note,
-        files=list(job.files),
+        files=list(files or []),
         budget=budget,
         warnings=notes,
         next=next_hint(job),
@@ -113,43 +122,47 @@ def summary(view: JobView) -> str:
 
 
 class Renderer:
-    """Turns jobs into tool results, fetching previews and saving downloads where asked."""
+    """Turns jobs into tool results, fetching previews and saving downloads where asked.
+
+    It remembers (bounded, oldest forgotten first) the previews it made and the files it saved per job, so a
+    job read again shows its saved copies without downloading them twice.
+    """
 
     def __init__(self, settings: Settings, http: httpx2.AsyncClient) -> None:
         self.settings = settings
         self.http = http
-        self._previews: dict[str, tuple[bytes, str]] = {}
+        # Result images come from Discord's messages, not from the user: the configured hosts are trusted.
+        self.trusted = trusted_hosts_for([settings.api_base, settings.cdn_base])
+        self._previews: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._saved: OrderedDict[str, list[str]] = OrderedDict()
 
-    @functools.cached_property
-    def trusted(self) -> frozenset[str]:
-        """Result images come from Discord's messages, not from the user: the configured hosts are trusted.
-
-        Computed at the first result, so that Pillow (imported with `preview`) stays out of the server's start-up.
-        """
-        from ..media.preview import trusted_hosts_for
-
-        return trusted_hosts_for([self.settings.api_base, self.settings.cdn_base])
+    def saved_files(self, job: Job) -> list[str]:
+        """The local copies saved of `job` (MJ_DOWNLOAD_DIR), empty when none were."""
+        return list(self._saved.get(_job_key(job), []))
 
     async def render(
         self, job: Job, *, warnings: list[str], budget: str | None, preview: bool = True
     ) -> CallToolResult:
+        """The tool result for `job`: the summary text, the structured `JobView` and, if asked, a preview."""
         notes = list(warnings)
         blocks: list[ContentBlock] = []
         if job.status is JobStatus.COMPLETED and job.image_url:
-            if self.settings.download_dir is not None and not job.files:
+            # Saved once per job; a job none of whose images could be saved is tried again.
+            if self.settings.download_dir is not None and not self.saved_files(job):
                 await self._save(job, notes)
             if preview:
                 image = await self._preview(job.image_url, notes)
                 if image is not None:
                     blocks.append(image)
-        view = job_view(job, notes, budget)
+        view = job_view(job, notes, budget, self.saved_files(job))
         return CallToolResult(
             content=[TextContent(type="text", text=summary(view)), *blocks],
             structured_content=view.model_dump(mode="json"),
         )
 
     async def _preview(self, url: str, notes: list[str]) -> ImageContent | None:
-        from ..media.preview import ImageError, fetch_preview
+        # Imported at the first preview: Pillow stays out of the server's start-up.
+        from ..media.preview import fetch_preview
 
         cached = self._previews.get(url)
         if cached is None:
@@ -160,15 +173,11 @@ class Renderer:
             except ImageError as exc:
                 notes.append(f"no preview ({exc}); open image_url instead")
                 return None
-            if len(self._previews) >= 64:
-                self._previews.pop(next(iter(self._previews)))
-            self._previews[url] = cached
+            _remember(self._previews, url, cached, PREVIEWS_KEPT)
         data, mime = cached
         return ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime)
 
     async def _save(self, job: Job, notes: list[str]) -> None:
-        from ..media.preview import ImageError, SaveError, download_items, save_images
-
         assert self.settings.download_dir is not None
         items = download_items(job.job_uuid or job.handle, job.image_url, job.image_urls)
         try:
@@ -179,37 +188,15 @@ class Renderer:
         except ImageError as exc:
             notes.append(f"could not save the images: {exc}")
             return
-        job.files = [str(p) for p in paths]
+        _remember(self._saved, _job_key(job), [str(p) for p in paths], SAVED_KEPT)
 
 
-def region_mask(*, region: list[float] | None = None, data: bytes | None = None, size: int = 1024) -> str:
-    """Vary (Region)'s mask as base64 PNG: white where Midjourney should redraw, black elsewhere.
+def _job_key(job: Job) -> str:
+    # Midjourney's job uuid outlives the message ids (and a restart); the handle serves before there is one.
+    return job.job_uuid or job.handle
 
-    From a rectangle of fractions ``[left, top, right, bottom]``, or from a PNG the caller drew (its white or
-    opaque pixels mark the region).
-    """
-    from PIL import Image, ImageDraw
 
-    if region is not None:
-        if len(region) != 4 or not all(0.0 <= v <= 1.0 for v in region):
-            raise ValueError("region must be [left, top, right, bottom], each a fraction between 0 and 1.")
-        left, top, right, bottom = region
-        if right - left < 0.02 or bottom - top < 0.02:
-            raise ValueError("region is empty: right must exceed left and bottom exceed top.")
-        mask = Image.new("L", (size, size), 0)
-        ImageDraw.Draw(mask).rectangle(
-            (round(left * size), round(top * size), round(right * size) - 1, round(bottom * size) - 1), fill=255
-        )
-    elif data is not None:
-        with Image.open(io.BytesIO(data)) as drawn:
-            if "A" in drawn.getbands():
-                mask = drawn.getchannel("A").point(lambda v: 255 if v > 127 else 0)
-            else:
-                mask = drawn.convert("L").point(lambda v: 255 if v > 127 else 0)
-        if mask.getbbox() is None:
-            raise ValueError("the mask is empty: paint the region to change in white.")
-    else:
-        raise ValueError("give a region or a mask image")
-    out = io.BytesIO()
-    mask.save(out, format="PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode("ascii")
+def _remember(memory: OrderedDict[str, _V], key: str, value: _V, limit: int) -> None:
+    memory[key] = value
+    while len(memory) > limit:
+        memory.popitem(last=False)

@@ -1,145 +1,41 @@
-"""The MCP tools, resources and prompt, and how their results look.
+"""The MCP tools and their texts (the docstrings and parameter descriptions are what the model reads).
 
-Tools validate input, call the engine, and render a job as a short text summary, structured content
-(`JobView`, the tools' outputSchema) and, once an image exists, a small preview the model can see.
-Errors the model can act on are `ToolError`s.
+Each tool validates its input, calls the engine, and hands the job to the `Renderer` (server/render.py): a text
+summary, structured content (`JobView`, the outputSchema) and, once an image exists, a small preview. Errors
+the model can act on are `ToolError`s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
-import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import anyio
-import httpx2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from ..config import ConfigError, Settings, load_settings
-from ..discord.rest import tls_context
-from ..engine.budget import Budget, BudgetExceeded
+from ..engine.budget import BudgetExceeded
 from ..engine.engine import Engine, EngineError
 from ..engine.store import Job
+from ..midjourney import blend_options, describe_options, shorten_options
 from ..midjourney.params import check_prompt as check_prompt_text
-from ..models import AccountsView, JobStatus, JobView, PromptCheckView, lean_schema
-from .inputs import InputError, is_local_path, load_image
-from .render import Renderer, job_view
-
-log = logging.getLogger(__name__)
+from ..models import AccountsView, JobStatus, JobView, PromptCheckView
+from .inputs import InputError, load_image, mentions_local_file, upload_local_refs
+from .state import AppState, ready_state
 
 MAX_PROMPT_CHARS = 6000
 _MESSAGE_ID = re.compile(r"^\d{15,21}$")
-_LOCAL_REF = re.compile(r"(?<!\S)(--(?:sref|cref|oref)\s+)?((?:~|\.{1,2})?/[^\s]+|[A-Za-z]:[\\/][^\s]+)")
-
-INSTRUCTIONS = """\
-Generate and refine images with Midjourney (through Discord).
-Workflow: imagine(prompt) makes a 2x2 grid of four candidates, returned with a preview you can see. Then
-press_button on the returned message_id: U1-U4 picks one image (1 top-left, 2 top-right, 3 bottom-left,
-4 bottom-right), V1-V4 makes four variations of one, reroll makes a new grid. A picked image has its own
-buttons (vary_subtle, vary_strong, vary_region, zoom_out_2x, custom_zoom, pan_left, upscale_subtle, ...):
-each result lists the ones you may press. If a result has status needs_input, Midjourney asks for a prompt:
-call press_button again with prompt=... . describe(image) suggests prompts for an image; blend(images) mixes
-2-5 images; check_prompt validates a prompt for free before you spend; account() shows fast time and modes.
-Jobs take 30-90 s. A call waits at most wait_seconds (capped under a minute); a job still running comes back
-queued or in_progress: call get_message(message_id, wait_seconds=30) until completed or failed. Always pass
-the latest message_id a result gave you. Prompting advice: the prompt 'midjourney_guide' (or resource
-midjourney://guide).
-"""
-
 
 # Parameters several tools share (module level: the SDK resolves annotations from the module's globals).
 Wait = Annotated[float | None, Field(description="Seconds to wait for the result (capped; 0 = return at once).")]
 Preview = Annotated[bool, Field(description="Include a small preview image of the result.")]
 
 
-@dataclass
-class AppState:
-    """What lives as long as the server: the engine, the budget, or why there is none."""
-
-    engine: Engine | None = None
-    settings: Settings | None = None
-    config_error: str | None = None
-    budget: Budget | None = None
-    http: httpx2.AsyncClient | None = None
-    renderer: Renderer | None = None
-    started: anyio.Event = field(default_factory=anyio.Event)  # the HTTP client and the engine are up (or failed)
-
-
-@asynccontextmanager
-async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-    """Read the configuration, then start the Discord side in the background: the client's `initialize` is answered
-    at once, and a bad configuration is reported at the first tool call."""
-    state = AppState()
-    try:
-        state.settings = load_settings()
-        state.budget = Budget.from_env(accounts=state.settings.account_list())
-    except ConfigError as exc:
-        # Nothing runs on a configuration half read: a malformed budget must not mean no budget.
-        state.settings, state.config_error = None, str(exc)
-        log.error("%s The server keeps running; tools will report this.", exc)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_run_backend, state)
-        try:
-            yield state
-        finally:
-            tg.cancel_scope.cancel()
-
-
-def _http_client() -> httpx2.AsyncClient:
-    """The shared HTTP client, built in a worker thread: its transport imports and the CA bundle (~0.2 s of CPU)
-    stay off the event loop, which answers the client meanwhile. The gateway's websocket module loads here too."""
-    import httpx2.websockets  # loaded for the gateway, off the event loop
-
-    return httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
-
-
-async def _run_backend(state: AppState) -> None:
-    """The shared HTTP client and the engine (every account's gateway session), until the server stops."""
-    try:
-        client = await anyio.to_thread.run_sync(_http_client)
-        async with client as http, anyio.create_task_group() as tg:
-            state.http = http
-            if state.settings is not None:
-                engine = Engine(state.settings, budget=state.budget)
-                await tg.start(engine.run)
-                state.engine = engine
-                state.renderer = Renderer(state.settings, http)
-            # The ~90,000 objects of start-up (the SDK's models, the HTTP stack) live as long as the process: a
-            # full collection that walks them all takes ~50 ms and lands on some unlucky tool call. Freeze them.
-            gc.freeze()
-            state.started.set()
-            await anyio.sleep_forever()
-    except Exception as exc:  # never kill the server: every tool call says what went wrong
-        log.exception("the Discord side stopped")
-        state.engine = state.renderer = state.http = None
-        state.config_error = state.config_error or (
-            f"The server's Discord side stopped ({type(exc).__name__}: {exc}); restart the server. The log (stderr) "
-            "has the details."
-        )
-    finally:
-        state.started.set()
-
-
-async def _state(ctx: Context[AppState]) -> AppState:
-    state: AppState = ctx.request_context.lifespan_context
-    with anyio.move_on_after(30):
-        await state.started.wait()
-    if state.engine is None:
-        raise ToolError(state.config_error or "The server is still starting: try again in a few seconds.")
-    return state
-
-
-def _check_id(message_id: str) -> str:
+def check_message_id(message_id: str) -> str:
+    """The message id stripped; a `ToolError` saying what to pass when it is not one."""
     message_id = message_id.strip()
     if not _MESSAGE_ID.match(message_id):
         raise ToolError(
@@ -161,33 +57,6 @@ def _prompt_text(prompt: str) -> str:
     if len(text) > MAX_PROMPT_CHARS:
         raise ToolError(f"prompt is {len(text)} characters; Midjourney accepts at most {MAX_PROMPT_CHARS}.")
     return text
-
-
-async def _upload_local_refs(state: AppState, prompt: str, images: list[str]) -> str:
-    """Replace local files (image prompts, --sref/--cref paths) with URLs Midjourney can read."""
-    assert state.engine is not None and state.settings is not None and state.http is not None
-    engine, settings, http = state.engine, state.settings, state.http
-
-    async def url_for(ref: str) -> str:
-        if ref.lower().startswith(("http://", "https://")):
-            return ref
-        try:
-            filename, data = await load_image(ref, client=http, allowed_dirs=list(settings.allowed_dirs))
-        except InputError as exc:
-            raise ToolError(str(exc)) from None
-        return await engine.image_url_for(filename, data)
-
-    leading = [await url_for(ref) for ref in images]
-    parts: list[str] = []
-    last = 0
-    for match in _LOCAL_REF.finditer(prompt):
-        if not is_local_path(match.group(2)):
-            continue
-        if match.group(1) is None and not await (await anyio.Path(match.group(2)).expanduser()).exists():
-            continue  # words like "/r/earthporn" in a prompt are not files unless a reference parameter says so
-        parts += [prompt[last : match.start(2)], await url_for(match.group(2))]
-        last = match.end(2)
-    return " ".join([*leading, "".join([*parts, prompt[last:]])]).strip()
 
 
 async def _wait_with_progress(engine: Engine, job: Job, seconds: float, ctx: Context[AppState]) -> Job:
@@ -220,9 +89,8 @@ async def _result(
     return await state.renderer.render(job, warnings=notes, budget=budget, preview=preview)
 
 
-def build_server() -> MCPServer[AppState]:
-    """The MCP server with its tools, resources and prompt (no I/O until it runs)."""
-    server: MCPServer[AppState] = MCPServer("midjourney", instructions=INSTRUCTIONS, lifespan=lifespan)
+def add_tools(server: MCPServer[AppState]) -> None:
+    """Register the tools on `server`: their docstrings and parameter descriptions are what the model reads."""
     acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
     reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 
@@ -244,12 +112,19 @@ def build_server() -> MCPServer[AppState]:
         image_urls, a preview, and the buttons to press next (U1-U4, V1-V4, reroll). If it is still running
         when the wait ends, call get_message with the returned message_id.
         """
-        state = await _state(ctx)
+        state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None
         text = _prompt_text(prompt)
-        if images or _LOCAL_REF.search(text):
-            text = await _upload_local_refs(state, text, images or [])
+        if images or mentions_local_file(text):
+            assert state.http is not None and state.settings is not None
+            dirs = list(state.settings.allowed_dirs)
+            try:
+                text = await upload_local_refs(
+                    text, images or [], engine.image_url_for, client=state.http, allowed_dirs=dirs
+                )
+            except InputError as exc:
+                raise ToolError(str(exc)) from None
         check = check_prompt_text(text)
         if not check.ok:
             raise ToolError("The prompt was not sent: " + " ".join(check.errors))
@@ -292,10 +167,10 @@ def build_server() -> MCPServer[AppState]:
         (or pass prompt=... with the first press to do both at once). Pressing the same U button twice returns
         the first result.
         """
-        state = await _state(ctx)
+        state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None
-        message_id = _check_id(message_id)
+        message_id = check_message_id(message_id)
         if not button.strip():
             raise ToolError("button is empty: pass a label or name from the result's buttons, e.g. 'U1'.")
         text = _prompt_text(prompt) if prompt is not None else None
@@ -332,10 +207,10 @@ def build_server() -> MCPServer[AppState]:
         Follow a job that was still running, or read any Midjourney message again (even after a server restart;
         expired image URLs are refreshed). The returned message_id may change once the result arrives: use it.
         """
-        state = await _state(ctx)
+        state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None
-        message_id = _check_id(message_id)
+        message_id = check_message_id(message_id)
         try:
             job = await engine.get(message_id, refresh=True)
             job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
@@ -354,23 +229,19 @@ def build_server() -> MCPServer[AppState]:
         The result's prompts can be used at once with imagine, or by pressing its buttons (describe_1 ..
         describe_4, imagine_all). Costs no image job.
         """
-        state = await _state(ctx)
+        state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
         try:
             if image.strip().lower().startswith(("http://", "https://")):
-                job = await engine.command("describe", [{"type": 3, "name": "link", "value": image.strip()}])
+                job = await engine.command("describe", describe_options(link=image.strip()))
             else:
                 filename, data = await load_image(
                     image, client=state.http, allowed_dirs=list(state.settings.allowed_dirs)
                 )
-                job = await engine.command(
-                    "describe", [{"type": 11, "name": "image", "value": 0}], files=[(filename, data)]
-                )
+                job = await engine.command("describe", describe_options(), files=[(filename, data)])
             job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        except InputError as exc:
-            raise ToolError(str(exc)) from None
-        except EngineError as exc:
+        except (InputError, EngineError) as exc:
             raise ToolError(str(exc)) from None
         return await _result(state, job, preview=False)
 
@@ -385,7 +256,7 @@ def build_server() -> MCPServer[AppState]:
         preview: Preview = True,
     ) -> Annotated[CallToolResult, JobView]:
         """Blend 2-5 images into a new 2x2 grid (Midjourney's /blend). Press its buttons like an imagine grid."""
-        state = await _state(ctx)
+        state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
         if not 2 <= len(images) <= 5:
@@ -400,11 +271,8 @@ def build_server() -> MCPServer[AppState]:
             ]
         except InputError as exc:
             raise ToolError(str(exc)) from None
-        options: list[dict[str, Any]] = [{"type": 11, "name": f"image{i + 1}", "value": i} for i in range(len(files))]
-        if aspect:
-            options.append({"type": 3, "name": "dimensions", "value": f"--ar {aspect}"})
         try:
-            job = await engine.command("blend", options, files=files, cost="job")
+            job = await engine.command("blend", blend_options(len(files), aspect), files=files, cost="job")
         except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
@@ -437,10 +305,10 @@ def build_server() -> MCPServer[AppState]:
             budget=state.budget.describe() if state.budget is not None else None,
         )
         if shorten:
-            engine = (await _state(ctx)).engine
+            engine = (await ready_state(ctx)).engine
             assert engine is not None
             try:
-                job = await engine.command("shorten", [{"type": 3, "name": "prompt", "value": text}], prompt=text)
+                job = await engine.command("shorten", shorten_options(text), prompt=text)
                 job = await engine.wait(job, min(20.0, engine.settings.wait_ceiling))
             except EngineError as exc:
                 raise ToolError(str(exc)) from None
@@ -464,7 +332,7 @@ def build_server() -> MCPServer[AppState]:
 
         Check before a long batch: info shows the fast hours left (relax mode costs none but is slower).
         """
-        state = await _state(ctx)
+        state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None
         with contextlib.suppress(EngineError):
@@ -500,52 +368,13 @@ def build_server() -> MCPServer[AppState]:
             problems=engine.account_problem,
         )
 
-    @server.resource("midjourney://jobs/{message_id}", mime_type="application/json")
-    async def job_resource(message_id: str, ctx: Context[AppState]) -> str:
-        """A Midjourney job as JSON (the same fields the tools return)."""
-        state = await _state(ctx)
-        assert state.engine is not None
-        try:
-            job = await state.engine.get(_check_id(message_id))
-        except EngineError as exc:
-            raise ToolError(str(exc)) from None
-        return job_view(job).model_dump_json(indent=2)
-
-    @server.resource("midjourney://guide", mime_type="text/markdown")
-    def guide_resource() -> str:
-        """How to write Midjourney prompts and iterate with the buttons."""
-        return _guide()
-
-    @server.prompt()
-    def midjourney_guide() -> str:
-        """Midjourney prompting practice: prompt structure, parameters, iterating with the buttons."""
-        return _guide()
-
-    for tool in server._tool_manager.list_tools():
-        # The SDK derives input schemas from the signatures; trim them the same way as the outputs.
-        lean_schema(tool.parameters, keep_defaults=True)
-    return server
-
-
-def _guide() -> str:
-    return resources.files("mcp_midjourney.server").joinpath("guide.md").read_text(encoding="utf-8")
-
-
-def _press_kind(button: str) -> Literal["job", "upscale"] | None:
-    """What a press costs against the budget: bookmarks and cancels cost nothing."""
-    lowered = button.strip().lower()
-    if any(word in lowered for word in ("bookmark", "cancel", "❤", "appeal")):
-        return None
-    if re.fullmatch(r"u[1-4]", lowered) or "upsample::" in lowered:
-        return "upscale"
-    return "job"
-
 
 async def _answer(
     state: AppState, job: Job, prompt: str | None, region: list[float] | None, mask_path: str | None
 ) -> Job:
     """Submit the form a job waits on: a prompt, and for Vary (Region) the mask."""
-    from .render import region_mask
+    # Imported at the first Vary (Region): Pillow stays out of the server's start-up.
+    from ..media.mask import region_mask
 
     assert state.engine is not None and state.http is not None and state.settings is not None
     modal = job.modal

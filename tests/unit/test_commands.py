@@ -160,12 +160,42 @@ def test_slash_describe_and_blend_with_uploads(index: dict[str, Any]) -> None:
     assert body["data"]["options"] == [{"type": 11, "name": "image", "value": 0}]
     assert body["data"]["attachments"] == [{"id": "0", "filename": "cat.png", "uploaded_filename": "b1c2/cat.png"}]
     assert describe_options(link="https://x/y.png") == [{"type": 3, "name": "link", "value": "https://x/y.png"}]
-    assert blend_options(2, "--ar 2:3") == [
+    assert blend_options(2, "2:3") == [
         {"type": 11, "name": "image1", "value": 0},
         {"type": 11, "name": "image2", "value": 1},
         {"type": 3, "name": "dimensions", "value": "--ar 2:3"},
     ]
     assert shorten_options("a long prompt") == [{"type": 3, "name": "prompt", "value": "a long prompt"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("imagine", imagine_options("a cat")),
+        ("shorten", shorten_options("a long prompt")),
+        ("describe", describe_options()),
+        ("describe", describe_options(link="https://x/y.png")),
+        *[("blend", blend_options(count, aspect)) for count in (2, 5) for aspect in (None, "2:3", "1:1", "3:2")],
+    ],
+)
+def test_every_built_option_is_one_the_captured_command_declares(
+    index: dict[str, Any], name: str, options: list[dict[str, Any]]
+) -> None:
+    declared = {o["name"]: o for o in find_command(index, name).get("options", [])}
+    for option in options:
+        spec = declared[option["name"]]
+        assert option["type"] == spec["type"], option
+        if "choices" in spec:
+            assert option["value"] in [c["value"] for c in spec["choices"]], option
+    required = {n for n, o in declared.items() if o.get("required")}
+    assert required <= {o["name"] for o in options}
+
+
+def test_blend_dimensions_are_the_captured_choices(index: dict[str, Any]) -> None:
+    (dimensions,) = [o for o in find_command(index, "blend")["options"] if o["name"] == "dimensions"]
+    offered = [blend_options(2, aspect)[-1]["value"] for aspect in ("2:3", "1:1", "3:2")]
+    assert offered == [c["value"] for c in dimensions["choices"]]
+    assert [o["name"] for o in blend_options(3)] == ["image1", "image2", "image3"]
 
 
 def test_modal_submit() -> None:

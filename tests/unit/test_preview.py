@@ -14,19 +14,9 @@ import httpx2
 import pytest
 from PIL import Image, ImageFilter
 
-from mcp_midjourney.media.preview import (
-    ImageFetchError,
-    PreviewError,
-    SaveError,
-    discord_resize_url,
-    download_items,
-    fetch_image,
-    fetch_preview,
-    fit_within,
-    make_preview,
-    save_images,
-    trusted_hosts_for,
-)
+from mcp_midjourney.media.fetch import ImageFetchError, fetch_image, trusted_hosts_for
+from mcp_midjourney.media.preview import PreviewError, discord_resize_url, fetch_preview, fit_within, make_preview
+from mcp_midjourney.media.save import SaveError, download_items, save_images
 
 pytestmark = pytest.mark.anyio
 
