@@ -80,7 +80,6 @@ class Job:
     prompts: list[str] = field(default_factory=list)  # /describe's or /shorten's answer
     info: dict[str, Any] | None = None  # /info's facts
     note: str | None = None  # a reply in words (mode switches, confirmations)
-    files: list[str] = field(default_factory=list)  # TEMP until the render split lands
     spend: Any = None  # the budget.Spend it was charged, until Discord takes it (refunded if it never does)
     reached_discord: bool = False  # Discord accepted an interaction of it once (never cleared: a requeue keeps it)
 
