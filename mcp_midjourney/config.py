@@ -277,7 +277,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derived(self) -> Settings:
         first = self.accounts[0] if self.accounts else None
-        derived = {"default_wait": min(self.wait_ceiling, self.default_wait)}
+        derived: dict[str, object] = {"default_wait": min(self.wait_ceiling, self.default_wait)}
         if first is not None:
             derived |= {"token": first.token, "guild_id": first.guild_id, "channel_id": first.channel_id}
         for name, value in derived.items():
