@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationError, Validat
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .logs import RedactingFilter as RedactingFilter  # re-exported: callers import logging set-up from here
+from .logs import setup_logging as setup_logging
 from .models import MIDJOURNEY_BOT_ID
 
 _SNOWFLAKE = re.compile(r"^\d{15,21}$")
@@ -73,8 +74,7 @@ def _problem(message: str) -> PydanticCustomError:
     return PydanticCustomError("mj_setting", "{problem}", {"problem": message})
 
 
-def _text(raw: object) -> str:
-    """A value as text: the variable's, or a keyword argument's when `Settings` is built in code."""
+def _text(raw: object) -> str:  # the variable's value, or a keyword argument's when `Settings` is built in code
     if isinstance(raw, SecretStr):
         raw = raw.get_secret_value()
     return "" if raw is None else str(raw).strip()
@@ -89,24 +89,13 @@ def _default(info: ValidationInfo) -> Any:
     return Settings.model_fields[info.field_name or ""].get_default(call_default_factory=True)
 
 
-_BOUNDS = {
-    "wait_ceiling": (0.0, MAX_WAIT_CEILING),
-    "default_wait": (0.0, MAX_WAIT_CEILING),
-    "job_timeout": (1.0, 86400.0),
-    "interaction_interval": (0.0, 10.0),
-    "gateway_ready_timeout": (1.0, 120.0),
-    "concurrency": (1, 50),
-    "queue_size": (0, 100),
-    "store_limit": (10, 1_000_000),
-}
-
-
 def _number(raw: object, info: ValidationInfo) -> float:
     """A number within its bounds; blank is the default."""
     default, text = _default(info), _text(raw)
     if not text:
         return float(default)
-    low, high = _BOUNDS[info.field_name or ""]
+    bounds = Settings.model_fields[info.field_name or ""].metadata  # the field's Field(ge=..., le=...)
+    low, high = (next(getattr(m, side) for m in bounds if hasattr(m, side)) for side in ("ge", "le"))
     whole = isinstance(default, int)
     try:
         value = int(text) if whole else float(text)
@@ -114,7 +103,8 @@ def _number(raw: object, info: ValidationInfo) -> float:
         kind = "a whole number" if whole else "a number of seconds"
         raise _problem(f"{_var(info)} must be {kind}, got {raw!r}") from None
     if not low <= value <= high:
-        raise _problem(f"{_var(info)} must be between {low:g} and {high:g}, got {value:g}")
+        show = str if whole else (lambda number: f"{number:g}")
+        raise _problem(f"{_var(info)} must be between {show(low)} and {show(high)}, got {show(value)}")
     return value
 
 
@@ -178,10 +168,8 @@ def _account(raw: object, info: ValidationInfo) -> str | None:
     guild = _text(raw) or None
     if info.data.get("accounts", None) != ():
         return guild  # a pool is given (a broken one has said so)
-    channel = _text(info.data.get("channel_id"))
-    problems = [p for p in [_token_problem(_text(info.data.get("token")), "MJ_DISCORD_TOKEN")] if p]
-    unset = "MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs"
-    problems += _ids_problems(guild, channel, "MJ_CHANNEL_ID / MJ_GUILD_ID: ", unset)
+    token, channel = _text(info.data.get("token")), _text(info.data.get("channel_id"))
+    problems = _account_problems(token, guild, channel, "MJ_DISCORD_TOKEN", "MJ_CHANNEL_ID / MJ_GUILD_ID: ")
     if problems:
         raise _problem("; ".join(problems))
     return guild
@@ -202,13 +190,7 @@ def _pool(raw: object, info: ValidationInfo) -> tuple[AccountSettings, ...]:
             text = _path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise _problem(f"MJ_ACCOUNTS_FILE {path!r} cannot be read: {exc.strerror or exc}") from None
-    if not text:
-        return ()
-    problems: list[str] = []
-    accounts = _parse_pool(text, source, info.data.get("concurrency", 3), info.data.get("queue_size", 10), problems)
-    if problems:
-        raise _problem("; ".join(problems))
-    return accounts
+    return _parse_pool(text, source, info.data.get("concurrency", 3), info.data.get("queue_size", 10)) if text else ()
 
 
 Seconds = Annotated[float, BeforeValidator(_number)]
@@ -231,8 +213,8 @@ class Settings(BaseSettings):
     )
 
     # Fields validate in this order: the pool's come first, since the single account's checks depend on them.
-    concurrency: Whole = 3  # default per account: jobs running at once
-    queue_size: Whole = 10  # default per account: jobs Midjourney may queue beyond those
+    concurrency: Whole = Field(3, ge=1, le=50)  # default per account: jobs running at once
+    queue_size: Whole = Field(10, ge=0, le=100)  # default per account: jobs Midjourney may queue beyond those
     accounts_file: str = ""
     accounts: Annotated[tuple[AccountSettings, ...], NoDecode, BeforeValidator(_pool)] = ()
     token: Annotated[SecretStr, BeforeValidator(_text)] = Field(SecretStr(""), validation_alias="MJ_DISCORD_TOKEN")
@@ -242,14 +224,16 @@ class Settings(BaseSettings):
     api_base: Url = Field(DEFAULT_API_BASE, validation_alias="MJ_DISCORD_API_BASE")
     cdn_base: Url = DEFAULT_CDN_BASE
     inpaint_base: Url = DEFAULT_INPAINT_BASE  # Midjourney's web activity, where Vary (Region) jobs are sent
-    wait_ceiling: Seconds = 40.0
-    default_wait: Seconds = 30.0  # at most wait_ceiling
-    job_timeout: Seconds = 600.0  # seconds without any progress before a job counts as timed out
+    wait_ceiling: Seconds = Field(40.0, ge=0.0, le=MAX_WAIT_CEILING)
+    default_wait: Seconds = Field(30.0, ge=0.0, le=MAX_WAIT_CEILING)  # at most wait_ceiling
+    job_timeout: Seconds = Field(
+        600.0, ge=1.0, le=86400.0
+    )  # seconds without any progress before a job counts as timed out
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_folders)] = ()  # folders agents upload from
     download_dir: Folder = None  # where finished images are saved, when set
-    interaction_interval: Seconds = 0.35  # seconds between two interactions of one account
-    gateway_ready_timeout: Seconds = 20.0
-    store_limit: Whole = 5000  # finished jobs kept in memory
+    interaction_interval: Seconds = Field(0.35, ge=0.0, le=10.0)  # seconds between two interactions of one account
+    gateway_ready_timeout: Seconds = Field(20.0, ge=1.0, le=120.0)
+    store_limit: Whole = Field(5000, ge=10, le=1_000_000)  # finished jobs kept in memory
     log_level: Annotated[str, BeforeValidator(_level)] = "INFO"
     state_dir: Annotated[Path, BeforeValidator(_folder)] = Field(default_factory=default_state_dir)
     max_jobs_per_hour: Limit = None
@@ -265,14 +249,9 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # keyword arguments only: `_read` passes what the environment source read
+        return (init_settings,)  # keyword arguments only: `load_settings` passes what the environment source read
 
     @model_validator(mode="after")
     def _derived(self) -> Settings:
@@ -296,19 +275,20 @@ class Settings(BaseSettings):
         return [a.token.get_secret_value() for a in self.account_list()]
 
 
-def _token_problem(token: str, name: str) -> str | None:
-    if not token:
-        return f"{name} is not set: set it to the Discord user token of the account that uses Midjourney"
-    if any(c.isspace() for c in token) or token.lower().startswith("bearer"):
-        # Never echo the value: it is a secret even when malformed.
-        return f"{name} is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)"
-    return None
-
-
-def _ids_problems(guild: str | None, channel: str, where: str, unset: str = "") -> list[str]:
+def _account_problems(token: str, guild: str | None, channel: str, token_name: str, where: str) -> list[str]:
+    """What is wrong with one account's token and ids; `where` names the variable (and the account)."""
     problems = []
-    if not channel:
-        problems.append(unset or f"{where}channel id is not set: the Discord channel (or DM) where Midjourney runs")
+    if not token:
+        problems.append(
+            f"{token_name} is not set: set it to the Discord user token of the account that uses Midjourney"
+        )
+    elif any(c.isspace() for c in token) or token.lower().startswith("bearer"):
+        # Never echo the value: it is a secret even when malformed.
+        problems.append(f"{token_name} is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
+    if not channel and where.startswith("MJ_CHANNEL_ID"):
+        problems.append("MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs")
+    elif not channel:
+        problems.append(f"{where}channel id is not set: the Discord channel (or DM) where Midjourney runs")
     elif not _SNOWFLAKE.match(channel):
         problems.append(f"{where}channel id must be a Discord id (15-21 digits), got {channel!r}")
     if guild is not None and not _SNOWFLAKE.match(guild):
@@ -316,49 +296,44 @@ def _ids_problems(guild: str | None, channel: str, where: str, unset: str = "") 
     return problems
 
 
-def _account_limit(item: Mapping[str, object], key: str, where: str, problems: list[str]) -> int | None:
-    """One budget limit of an MJ_ACCOUNTS entry: a whole number >= 0, or absent/null for none of its own."""
-    raw = item.get(key)
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).strip().isdigit():
-        problems.append(f"{where}{key} must be a whole number of 0 or more (or left out for no limit), got {raw!r}")
-        return None
-    return int(str(raw).strip())
-
-
-def _parse_pool(
-    raw: str, source: str, concurrency: int, queue_size: int, problems: list[str]
-) -> tuple[AccountSettings, ...]:
+def _parse_pool(text: str, source: str, concurrency: int, queue_size: int) -> tuple[AccountSettings, ...]:
     """A pool from MJ_ACCOUNTS (JSON) or MJ_ACCOUNTS_FILE (a JSON file): a list of {"name", "token", "guild_id",
     "channel_id", "concurrency", "queue_size", "max_jobs_per_hour", ... "max_upscales_per_day"} objects."""
     try:
-        data = json.loads(raw)
+        data = json.loads(text)
     except ValueError:
-        problems.append(f"{source} is not valid JSON: give a list of {{token, guild_id, channel_id}} objects")
-        return ()
+        raise _problem(f"{source} is not valid JSON: give a list of {{token, guild_id, channel_id}} objects") from None
     if not isinstance(data, list) or not data or not all(isinstance(a, dict) for a in data):
-        problems.append(f"{source} must be a non-empty JSON list of {{token, guild_id, channel_id}} objects")
-        return ()
-    accounts: list[AccountSettings] = []
+        raise _problem(f"{source} must be a non-empty JSON list of {{token, guild_id, channel_id}} objects")
+    accounts, problems = [], []
     for i, item in enumerate(data, start=1):
         name = str(item.get("name") or f"account{i}")
         where = f"{source} account {name!r}: "
-        token = str(item.get("token") or "").strip()
-        problems.extend(filter(None, [_token_problem(token, f"{where}token")]))
-        channel = str(item.get("channel_id") or "").strip()
+        token, channel = str(item.get("token") or "").strip(), str(item.get("channel_id") or "").strip()
         guild = str(item.get("guild_id") or "").strip() or None
-        problems.extend(_ids_problems(guild, channel, where))
+        problems += _account_problems(token, guild, channel, f"{where}token", where)
         try:
             own = int(item.get("concurrency", concurrency)), int(item.get("queue_size", queue_size))
         except (TypeError, ValueError):
             problems.append(f"{where}concurrency and queue_size must be whole numbers")
             continue
-        limit = [_account_limit(item, key, where, problems) for key in LIMIT_KEYS]
-        accounts.append(AccountSettings(name, SecretStr(token), guild, channel, *own, *limit))
+        numbers = []  # each limit a whole number >= 0, or absent/null for none of its own
+        for key, raw in ((key, item.get(key)) for key in LIMIT_KEYS):
+            if raw is not None and not _digits(raw):
+                problems.append(
+                    f"{where}{key} must be a whole number of 0 or more (or left out for no limit), got {raw!r}"
+                )
+            numbers.append(int(str(raw).strip()) if raw is not None and _digits(raw) else None)
+        accounts.append(AccountSettings(name, SecretStr(token), guild, channel, *own, *numbers))
     if len({a.name for a in accounts}) != len(accounts):
         problems.append(f"{source}: account names must be unique")
+    if problems:
+        raise _problem("; ".join(problems))
     return tuple(accounts)
+
+
+def _digits(raw: object) -> bool:
+    return not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).strip().isdigit()
 
 
 # -- reading: pydantic-settings' environment source, over os.environ or a given mapping ------------------------
@@ -414,40 +389,3 @@ def read_startup(env: Mapping[str, str] | None = None) -> Startup:
 def raw_secrets(env: Mapping[str, str]) -> list[str]:
     """Every token-looking value in the environment, even when the configuration is invalid, for redaction."""
     return list(read_startup(env).tokens)
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces every secret value in a log record with a mask: the logging boundary keeps tokens out of logs."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if len(s) >= 6]
-
-    def _mask(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[REDACTED]")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage() if self._secrets else ""
-        if self._secrets and (self._mask(message) != message or record.exc_info):
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self._mask(record.exc_text) if record.exc_text else record.exc_text
-            record.msg, record.args = self._mask(message), None
-        return True
-
-
-def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
-    """Log to stderr only (stdout carries the MCP protocol), with secrets redacted."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets or []))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    # httpx2 logs every request URL at INFO; keep it quieter.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    logging.getLogger("httpcore2").setLevel(logging.WARNING)

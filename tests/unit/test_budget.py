@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -397,3 +399,53 @@ def test_a_charge_moves_to_the_account_that_runs_the_job_only_if_its_own_budget_
     assert [entry[1] for entry in record["a"]["job"]] == list(first.ids)
     budget.refund(moved)
     assert not json.loads(path.read_text())["spends"].get("a", {}).get("job")
+
+
+# --- the arithmetic alone, and the store behind its interface ------------------------------------------------------
+
+
+def test_the_arithmetic_decides_on_a_record_with_no_store() -> None:
+    from mcp_midjourney.engine import budget_rules as rules
+
+    total = limits(jobs_per_hour=2)
+    record: rules.Record = {"a": {"job": [(T0 - 1800, "x"), (T0 - 600, "y")]}}
+    refused = rules.refusal(total, record, "job", "b", T0, 1)
+    assert refused is not None and refused.frees_at == T0 + 1800 and "in 30 min" in str(refused)
+    assert rules.refusal(total, record, "job", "b", T0 + 1801, 1) is None
+    assert rules.remaining(total, record, "a", T0)["jobs_this_hour"] == 0
+    spend = rules.Spend(kind="job", account="a", at=T0 - 600, ids=("y",))
+    assert rules.move(record, spend, "b") and record["b"]["job"] == [(T0 - 600, "y")]
+    moved = rules.Spend(kind="job", account="b", at=spend.at, ids=spend.ids)
+    assert rules.take_back(record, spend) == []  # it is no longer under account a
+    assert rules.take_back(record, moved) == [(T0 - 600, "y")] and rules.take_back(record, moved) == []
+    assert rules.prune({"a": {"job": [(T0 - DAY - 1, "old")]}}, T0) == {}
+    assert rules.minutes(59) == "1 min" and rules.minutes(2 * HOUR + 300) == "2 h 5 min"
+
+
+class CountingStore:
+    """A store of our own behind the BudgetStore interface: another backend needs only these two methods."""
+
+    def __init__(self) -> None:
+        self.record: dict[str, dict[str, list[tuple[float, str]]]] = {}
+        self.saves = 0
+
+    def load(self) -> dict[str, dict[str, list[tuple[float, str]]]]:
+        return json.loads(json.dumps(self.record))
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[dict[str, dict[str, list[tuple[float, str]]]]]:
+        record = self.load()
+        yield record
+        self.record, self.saves = record, self.saves + 1
+
+
+def test_any_store_behind_the_interface_keeps_the_record() -> None:
+    store = CountingStore()
+    budget = Budget(limits(jobs_per_hour=1), store, clock=Clock())
+    spend = budget.spend("job", "a")
+    assert [entry[1] for entry in store.record["a"]["job"]] == list(spend.ids) and store.saves == 1
+    with pytest.raises(BudgetExceeded):
+        budget.spend("job", "a")
+    assert store.saves == 1  # a refusal saves nothing
+    budget.refund(spend)
+    assert budget.remaining("a")["jobs_this_hour"] == 1
