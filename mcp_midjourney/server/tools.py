@@ -84,7 +84,7 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         state.settings = load_settings()
         state.budget = Budget.from_settings(state.settings)
     except ConfigError as exc:
-        # Nothing runs on a configuration half read: a malformed budget limit must not mean no budget.
+        # Nothing runs on a configuration half read: a malformed budget must not mean no budget.
         state.settings, state.config_error = None, str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
     async with anyio.create_task_group() as tg:
