@@ -7,7 +7,6 @@ Heavy imports happen inside each command so that ``--help`` and the package impo
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -50,25 +49,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) -> int:
-    from .config import ConfigError, load_settings, raw_secrets, setup_logging
+    from .config import ConfigError, load_settings, read_startup, setup_logging
 
-    http_token = os.environ.get("MJ_HTTP_TOKEN", "").strip() or None
+    startup = read_startup()  # what serving needs even when the configuration is broken
+    http_token = startup.http_token
     secrets: list[str] = [http_token] if http_token else []
-    level = os.environ.get("MJ_LOG_LEVEL", "INFO").upper()
     try:
-        settings = load_settings()
-        secrets.extend(settings.secrets())
-        level = settings.log_level
+        secrets.extend(load_settings().secrets())
     except ConfigError:
-        secrets.extend(raw_secrets(os.environ))
-    setup_logging(level, secrets)
+        secrets.extend(startup.tokens)
+    setup_logging(startup.log_level, secrets)
 
     if transport == "http":
         from .server.http import RefusedToStart, run_http
 
-        extra = os.environ.get("MJ_HTTP_ALLOWED_HOSTS", "").split(",")
         try:
-            run_http(host, port, http_token, extra)
+            run_http(host, port, http_token, startup.http_allowed_hosts)
         except RefusedToStart as exc:
             print(f"mcp-midjourney: {exc}", file=sys.stderr)
             return 2

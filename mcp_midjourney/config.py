@@ -1,8 +1,9 @@
-"""Settings from the environment (``MJ_*``).
+"""Settings from the environment (``MJ_*``): the one place the package reads them, through pydantic-settings.
 
-A missing or malformed setting never stops the server from starting: `load_settings` returns the problems,
-and the first tool call reports them by variable name (a server that crashes at start shows only "server
-disconnected" in Claude Desktop).
+A missing or malformed setting never stops the server: `load_settings` raises `ConfigError` naming every bad
+variable and its fix, the server keeps it, and the first tool call reports it (a server that crashes at start shows
+only "server disconnected" in Claude Desktop). `read_startup` reads, leniently, what the command line and doctor
+need even then: the log level, the HTTP options, the tokens to mask in logs.
 """
 
 from __future__ import annotations
@@ -12,20 +13,34 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr
+import platformdirs
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .logs import RedactingFilter as RedactingFilter  # re-exported: callers import logging set-up from here
+from .logs import setup_logging as setup_logging
 from .models import MIDJOURNEY_BOT_ID
 
 _SNOWFLAKE = re.compile(r"^\d{15,21}$")
+APP_NAME = "mcp-midjourney"
 
 DEFAULT_API_BASE = "https://discord.com/api/v9"
 DEFAULT_CDN_BASE = "https://cdn.midjourney.com"
 DEFAULT_INPAINT_BASE = f"https://{MIDJOURNEY_BOT_ID}.discordsays.com"
 # Claude Desktop cancels a tool call at about 60 s; a wait must end well before that.
 MAX_WAIT_CEILING = 55.0
+# The limits of an MJ_ACCOUNTS entry, in the order of AccountSettings' fields.
+LIMIT_KEYS = ("max_jobs_per_hour", "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day")
+
+
+def default_state_dir() -> Path:
+    """The user's data folder for this application on this platform (where the budget's record lives)."""
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
 
 
 @dataclass(frozen=True)
@@ -45,33 +60,208 @@ class AccountSettings:
     max_upscales_per_day: int | None = None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the server needs to talk to Discord, already validated.
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names each variable and how to fix it."""
 
-    `token`/`guild_id`/`channel_id` are the first account; `accounts` lists them all (a pool when several).
+
+# -- validators: each says what is wrong and how to fix it, by the variable's name -------------------------------
+
+_NAMES = {"token": "MJ_DISCORD_TOKEN", "api_base": "MJ_DISCORD_API_BASE"}  # the fields not named MJ_<FIELD>
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """A validation error whose text is exactly `message`."""
+    return PydanticCustomError("mj_setting", "{problem}", {"problem": message})
+
+
+def _text(raw: object) -> str:  # the variable's value, or a keyword argument's when `Settings` is built in code
+    if isinstance(raw, SecretStr):
+        raw = raw.get_secret_value()
+    return "" if raw is None else str(raw).strip()
+
+
+def _var(info: ValidationInfo) -> str:
+    name = info.field_name or ""
+    return _NAMES.get(name, f"MJ_{name.upper()}")
+
+
+def _default(info: ValidationInfo) -> Any:
+    return Settings.model_fields[info.field_name or ""].get_default(call_default_factory=True)
+
+
+def _number(raw: object, info: ValidationInfo) -> float:
+    """A number within its bounds; blank is the default."""
+    default, text = _default(info), _text(raw)
+    if not text:
+        return float(default)
+    bounds = Settings.model_fields[info.field_name or ""].metadata  # the field's Field(ge=..., le=...)
+    low, high = (next(getattr(m, side) for m in bounds if hasattr(m, side)) for side in ("ge", "le"))
+    whole = isinstance(default, int)
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        kind = "a whole number" if whole else "a number of seconds"
+        raise _problem(f"{_var(info)} must be {kind}, got {raw!r}") from None
+    if not low <= value <= high:
+        show = str if whole else (lambda number: f"{number:g}")
+        raise _problem(f"{_var(info)} must be between {show(low)} and {show(high)}, got {show(value)}")
+    return value
+
+
+def _url(raw: object, info: ValidationInfo) -> str:
+    default, url = _default(info), _text(raw)
+    if url and not re.match(r"^https?://[^\s/]+", url):
+        raise _problem(f"{_var(info)} must be an http(s) URL such as {default}, got {url!r}")
+    return url.rstrip("/") or str(default)
+
+
+def _limit(raw: object, info: ValidationInfo) -> int | None:
+    """A budget limit: unset (or "unlimited") is none; 0 forbids that kind entirely."""
+    if _text(raw).lower() in ("", "unlimited", "none", "off"):
+        return None
+    try:
+        value = int(_text(raw))
+    except ValueError:
+        raise _problem(f"{_var(info)} must be a whole number of jobs (or unset for no limit), got {raw!r}") from None
+    if value < 0:
+        raise _problem(f"{_var(info)} must be 0 or more (0 allows none; unset it for no limit), got {value}")
+    return value
+
+
+def _folders(raw: object) -> tuple[Path, ...]:
+    """MJ_ALLOWED_DIRS: folders separated by the OS path separator; the home folder when unset."""
+    if isinstance(raw, tuple | list) and raw:
+        return tuple(Path(folder) for folder in raw)
+    parts = [part.strip() for part in ("" if isinstance(raw, tuple | list) else _text(raw)).split(os.pathsep)]
+    if not any(parts):
+        return (Path.home().resolve(),)
+    missing = [f"MJ_ALLOWED_DIRS names {p!r}, which is not a folder" for p in parts if p and not _path(p).is_dir()]
+    if missing:
+        raise _problem("; ".join(missing))
+    return tuple(_path(part).resolve() for part in parts if part)
+
+
+def _path(raw: str) -> Path:
+    return Path(os.path.expanduser(raw))
+
+
+def _folder(raw: object, info: ValidationInfo) -> Path | None:
+    return _path(_text(raw)) if _text(raw) else _default(info)  # MJ_DOWNLOAD_DIR, MJ_STATE_DIR
+
+
+def _level(raw: object) -> str:
+    level = (_text(raw) or "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        raise _problem(f"MJ_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {level!r}")
+    return level
+
+
+def _application(raw: object) -> str:
+    application = _text(raw) or MIDJOURNEY_BOT_ID
+    if not _SNOWFLAKE.match(application):
+        raise _problem(f"MJ_APPLICATION_ID must be a Discord id, got {application!r}")
+    return application
+
+
+def _account(raw: object, info: ValidationInfo) -> str | None:
+    """MJ_GUILD_ID, validated after MJ_DISCORD_TOKEN and MJ_CHANNEL_ID: checks the single account's three."""
+    guild = _text(raw) or None
+    if info.data.get("accounts", None) != ():
+        return guild  # a pool is given (a broken one has said so)
+    token, channel = _text(info.data.get("token")), _text(info.data.get("channel_id"))
+    problems = _account_problems(token, guild, channel, "MJ_DISCORD_TOKEN", "MJ_CHANNEL_ID / MJ_GUILD_ID: ")
+    if problems:
+        raise _problem("; ".join(problems))
+    return guild
+
+
+def _hosts(raw: object) -> tuple[str, ...]:
+    names = raw if isinstance(raw, tuple | list) else _text(raw).split(",")
+    return tuple(name.strip() for name in names if name.strip())
+
+
+def _pool(raw: object, info: ValidationInfo) -> tuple[AccountSettings, ...]:
+    if isinstance(raw, tuple | list):
+        return tuple(raw)  # built in code
+    text, source, path = _text(raw), "MJ_ACCOUNTS", _text(info.data.get("accounts_file"))
+    if not text and path:
+        source = "MJ_ACCOUNTS_FILE"
+        try:
+            text = _path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _problem(f"MJ_ACCOUNTS_FILE {path!r} cannot be read: {exc.strerror or exc}") from None
+    return _parse_pool(text, source, info.data.get("concurrency", 3), info.data.get("queue_size", 10)) if text else ()
+
+
+Seconds = Annotated[float, BeforeValidator(_number)]
+Whole = Annotated[int, BeforeValidator(_number)]
+Url = Annotated[str, BeforeValidator(_url)]
+Limit = Annotated[int | None, BeforeValidator(_limit)]
+Folder = Annotated[Path | None, BeforeValidator(_folder)]
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to talk to Discord, already validated: every MJ_* variable, as MJ_<FIELD>.
+
+    `token`/`guild_id`/`channel_id` are the first account; `accounts` lists them all (a pool when several). The
+    `max_*` limits are the usage budget in total (MJ_MAX_*), the `account_max_*` ones every account's default
+    (MJ_ACCOUNT_MAX_*); None is no limit. Built in code, it takes keyword arguments only, never the environment.
     """
 
-    token: SecretStr
-    guild_id: str | None
-    channel_id: str
-    api_base: str = DEFAULT_API_BASE
-    cdn_base: str = DEFAULT_CDN_BASE
-    inpaint_base: str = DEFAULT_INPAINT_BASE  # Midjourney's web activity, where Vary (Region) jobs are sent
-    application_id: str = MIDJOURNEY_BOT_ID
-    wait_ceiling: float = 40.0
-    default_wait: float = 30.0
-    job_timeout: float = 600.0  # seconds without any progress before a job counts as timed out
-    concurrency: int = 3  # default per account: jobs running at once
-    queue_size: int = 10  # default per account: jobs Midjourney may queue beyond those
-    interaction_interval: float = 0.35  # seconds between two interactions of one account
-    gateway_ready_timeout: float = 20.0
-    log_level: str = "INFO"
-    store_limit: int = 5000  # finished jobs kept in memory
-    accounts: tuple[AccountSettings, ...] = ()
-    allowed_dirs: tuple[Path, ...] = ()  # local folders whose images the agent may upload
-    download_dir: Path | None = None  # where finished images are saved, when set
-    extra: Mapping[str, str] = field(default_factory=dict)
+    model_config = SettingsConfigDict(
+        env_prefix="MJ_", extra="ignore", frozen=True, validate_default=True, validate_by_name=True
+    )
+
+    # Fields validate in this order: the pool's come first, since the single account's checks depend on them.
+    concurrency: Whole = Field(3, ge=1, le=50)  # default per account: jobs running at once
+    queue_size: Whole = Field(10, ge=0, le=100)  # default per account: jobs Midjourney may queue beyond those
+    accounts_file: str = ""
+    accounts: Annotated[tuple[AccountSettings, ...], NoDecode, BeforeValidator(_pool)] = ()
+    token: Annotated[SecretStr, BeforeValidator(_text)] = Field(SecretStr(""), validation_alias="MJ_DISCORD_TOKEN")
+    channel_id: Annotated[str, BeforeValidator(_text)] = ""
+    guild_id: Annotated[str | None, BeforeValidator(_account)] = None  # checks the token and channel too
+    application_id: Annotated[str, BeforeValidator(_application)] = MIDJOURNEY_BOT_ID
+    api_base: Url = Field(DEFAULT_API_BASE, validation_alias="MJ_DISCORD_API_BASE")
+    cdn_base: Url = DEFAULT_CDN_BASE
+    inpaint_base: Url = DEFAULT_INPAINT_BASE  # Midjourney's web activity, where Vary (Region) jobs are sent
+    wait_ceiling: Seconds = Field(40.0, ge=0.0, le=MAX_WAIT_CEILING)
+    default_wait: Seconds = Field(30.0, ge=0.0, le=MAX_WAIT_CEILING)  # at most wait_ceiling
+    job_timeout: Seconds = Field(
+        600.0, ge=1.0, le=86400.0
+    )  # seconds without any progress before a job counts as timed out
+    allowed_dirs: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_folders)] = ()  # folders agents upload from
+    download_dir: Folder = None  # where finished images are saved, when set
+    interaction_interval: Seconds = Field(0.35, ge=0.0, le=10.0)  # seconds between two interactions of one account
+    gateway_ready_timeout: Seconds = Field(20.0, ge=1.0, le=120.0)
+    store_limit: Whole = Field(5000, ge=10, le=1_000_000)  # finished jobs kept in memory
+    log_level: Annotated[str, BeforeValidator(_level)] = "INFO"
+    state_dir: Annotated[Path, BeforeValidator(_folder)] = Field(default_factory=default_state_dir)
+    max_jobs_per_hour: Limit = None
+    max_jobs_per_day: Limit = None
+    max_upscales_per_hour: Limit = None
+    max_upscales_per_day: Limit = None
+    account_max_jobs_per_hour: Limit = None
+    account_max_jobs_per_day: Limit = None
+    account_max_upscales_per_hour: Limit = None
+    account_max_upscales_per_day: Limit = None
+    http_token: Annotated[SecretStr, BeforeValidator(_text)] = SecretStr("")  # HTTP transport: the bearer token
+    http_allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_hosts)] = ()  # more Host names
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # keyword arguments only: `load_settings` passes what the environment source read
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        first = self.accounts[0] if self.accounts else None
+        derived: dict[str, object] = {"default_wait": min(self.wait_ceiling, self.default_wait)}
+        if first is not None:
+            derived |= {"token": first.token, "guild_id": first.guild_id, "channel_id": first.channel_id}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, while validating
+        return self
 
     def account_list(self) -> tuple[AccountSettings, ...]:
         """Every account; the single-account variables make a pool of one."""
@@ -81,262 +271,121 @@ class Settings:
         return (single,)
 
     def secrets(self) -> list[str]:
+        """Every account's token, for redaction."""
         return [a.token.get_secret_value() for a in self.account_list()]
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names each variable and how to fix it."""
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float, problems: list[str]) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        problems.append(f"{name} must be a number of seconds, got {raw!r}")
-        return default
-    if not low <= value <= high:
-        problems.append(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-        return default
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        problems.append(f"{name} must be a whole number, got {raw!r}")
-        return default
-    if not low <= value <= high:
-        problems.append(f"{name} must be between {low} and {high}, got {value}")
-        return default
-    return value
-
-
-def _url(env: Mapping[str, str], name: str, default: str, problems: list[str]) -> str:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    if not re.match(r"^https?://[^\s/]+", raw):
-        problems.append(f"{name} must be an http(s) URL such as {default}, got {raw!r}")
-        return default
-    return raw.rstrip("/")
-
-
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the settings; raise `ConfigError` naming every bad variable at once."""
-    env = os.environ if env is None else env
-    problems: list[str] = []
-
-    concurrency = _int(env, "MJ_CONCURRENCY", 3, 1, 50, problems)
-    queue_size = _int(env, "MJ_QUEUE_SIZE", 10, 0, 100, problems)
-    accounts = _accounts(env, concurrency, queue_size, problems)
-    if accounts:
-        token, guild, channel = accounts[0].token.get_secret_value(), accounts[0].guild_id, accounts[0].channel_id
-    else:
-        token, guild, channel = _single_account(env, problems)
-
-    application = (env.get("MJ_APPLICATION_ID") or "").strip() or MIDJOURNEY_BOT_ID
-    if not _SNOWFLAKE.match(application):
-        problems.append(f"MJ_APPLICATION_ID must be a Discord id, got {application!r}")
-
-    ceiling = _float(env, "MJ_WAIT_CEILING", 40.0, 0.0, MAX_WAIT_CEILING, problems)
-    settings = Settings(
-        token=SecretStr(token),
-        guild_id=guild,
-        channel_id=channel,
-        api_base=_url(env, "MJ_DISCORD_API_BASE", DEFAULT_API_BASE, problems),
-        cdn_base=_url(env, "MJ_CDN_BASE", DEFAULT_CDN_BASE, problems),
-        inpaint_base=_url(env, "MJ_INPAINT_BASE", DEFAULT_INPAINT_BASE, problems),
-        application_id=application,
-        wait_ceiling=ceiling,
-        default_wait=min(ceiling, _float(env, "MJ_DEFAULT_WAIT", 30.0, 0.0, MAX_WAIT_CEILING, problems)),
-        job_timeout=_float(env, "MJ_JOB_TIMEOUT", 600.0, 1.0, 86400.0, problems),
-        concurrency=concurrency,
-        queue_size=queue_size,
-        accounts=tuple(accounts),
-        allowed_dirs=_folders(env.get("MJ_ALLOWED_DIRS"), problems),
-        download_dir=Path(os.path.expanduser(env["MJ_DOWNLOAD_DIR"])) if env.get("MJ_DOWNLOAD_DIR") else None,
-        interaction_interval=_float(env, "MJ_INTERACTION_INTERVAL", 0.35, 0.0, 10.0, problems),
-        gateway_ready_timeout=_float(env, "MJ_GATEWAY_READY_TIMEOUT", 20.0, 1.0, 120.0, problems),
-        log_level=(env.get("MJ_LOG_LEVEL") or "INFO").upper(),
-        store_limit=_int(env, "MJ_STORE_LIMIT", 5000, 10, 1_000_000, problems),
-    )
-    if settings.log_level not in logging.getLevelNamesMapping():
-        problems.append(f"MJ_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {settings.log_level!r}")
-    if problems:
-        raise ConfigError("Configuration problem: " + "; ".join(problems) + ".")
-    return settings
-
-
-def _folders(raw: str | None, problems: list[str]) -> tuple[Path, ...]:
-    """MJ_ALLOWED_DIRS: folders separated by the OS path separator; the home folder when unset."""
-    if raw is None or not raw.strip():
-        return (Path.home().resolve(),)
-    folders = []
-    for part in raw.split(os.pathsep):
-        if not part.strip():
-            continue
-        folder = Path(os.path.expanduser(part.strip()))
-        if not folder.is_dir():
-            problems.append(f"MJ_ALLOWED_DIRS names {part.strip()!r}, which is not a folder")
-            continue
-        folders.append(folder.resolve())
-    return tuple(folders)
-
-
-def _check_token(token: str, name: str, problems: list[str]) -> None:
+def _account_problems(token: str, guild: str | None, channel: str, token_name: str, where: str) -> list[str]:
+    """What is wrong with one account's token and ids; `where` names the variable (and the account)."""
+    problems = []
     if not token:
-        problems.append(f"{name} is not set: set it to the Discord user token of the account that uses Midjourney")
+        problems.append(
+            f"{token_name} is not set: set it to the Discord user token of the account that uses Midjourney"
+        )
     elif any(c.isspace() for c in token) or token.lower().startswith("bearer"):
         # Never echo the value: it is a secret even when malformed.
-        problems.append(f"{name} is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
-
-
-def _check_ids(guild: str | None, channel: str, where: str, problems: list[str]) -> None:
-    if not channel:
+        problems.append(f"{token_name} is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
+    if not channel and where.startswith("MJ_CHANNEL_ID"):
+        problems.append("MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs")
+    elif not channel:
         problems.append(f"{where}channel id is not set: the Discord channel (or DM) where Midjourney runs")
     elif not _SNOWFLAKE.match(channel):
         problems.append(f"{where}channel id must be a Discord id (15-21 digits), got {channel!r}")
     if guild is not None and not _SNOWFLAKE.match(guild):
         problems.append(f"{where}guild id must be a Discord id (15-21 digits), or unset for a DM, got {guild!r}")
+    return problems
 
 
-def _single_account(env: Mapping[str, str], problems: list[str]) -> tuple[str, str | None, str]:
-    token = (env.get("MJ_DISCORD_TOKEN") or "").strip()
-    _check_token(token, "MJ_DISCORD_TOKEN", problems)
-    channel = (env.get("MJ_CHANNEL_ID") or "").strip()
-    guild = (env.get("MJ_GUILD_ID") or "").strip() or None
-    before = len(problems)
-    _check_ids(guild, channel, "MJ_CHANNEL_ID / MJ_GUILD_ID: ", problems)
-    if len(problems) > before and not channel:
-        problems[-1] = "MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs"
-    return token, guild, channel
-
-
-ACCOUNT_LIMIT_KEYS = ("max_jobs_per_hour", "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day")
-
-
-def _account_limit(item: Mapping[str, object], key: str, where: str, problems: list[str]) -> int | None:
-    """One budget limit of an MJ_ACCOUNTS entry: a whole number >= 0, or absent/null for none of its own."""
-    raw = item.get(key)
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).strip().isdigit():
-        problems.append(f"{where}{key} must be a whole number of 0 or more (or left out for no limit), got {raw!r}")
-        return None
-    return int(str(raw).strip())
-
-
-def _accounts(env: Mapping[str, str], concurrency: int, queue_size: int, problems: list[str]) -> list[AccountSettings]:
-    """A pool from MJ_ACCOUNTS (JSON) or MJ_ACCOUNTS_FILE (a JSON file): a list of
-    {"name", "token", "guild_id", "channel_id", "concurrency", "queue_size", "max_jobs_per_hour",
-    "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day"} objects (all but token and channel_id
-    optional)."""
-    raw = (env.get("MJ_ACCOUNTS") or "").strip()
-    source = "MJ_ACCOUNTS"
-    path = (env.get("MJ_ACCOUNTS_FILE") or "").strip()
-    if not raw and path:
-        source = "MJ_ACCOUNTS_FILE"
-        try:
-            with open(os.path.expanduser(path), encoding="utf-8") as handle:
-                raw = handle.read()
-        except OSError as exc:
-            problems.append(f"MJ_ACCOUNTS_FILE {path!r} cannot be read: {exc.strerror or exc}")
-            return []
-    if not raw:
-        return []
+def _parse_pool(text: str, source: str, concurrency: int, queue_size: int) -> tuple[AccountSettings, ...]:
+    """A pool from MJ_ACCOUNTS (JSON) or MJ_ACCOUNTS_FILE (a JSON file): a list of {"name", "token", "guild_id",
+    "channel_id", "concurrency", "queue_size", "max_jobs_per_hour", ... "max_upscales_per_day"} objects."""
     try:
-        data = json.loads(raw)
+        data = json.loads(text)
     except ValueError:
-        problems.append(f"{source} is not valid JSON: give a list of {{token, guild_id, channel_id}} objects")
-        return []
+        raise _problem(f"{source} is not valid JSON: give a list of {{token, guild_id, channel_id}} objects") from None
     if not isinstance(data, list) or not data or not all(isinstance(a, dict) for a in data):
-        problems.append(f"{source} must be a non-empty JSON list of {{token, guild_id, channel_id}} objects")
-        return []
-    accounts: list[AccountSettings] = []
+        raise _problem(f"{source} must be a non-empty JSON list of {{token, guild_id, channel_id}} objects")
+    accounts, problems = [], []
     for i, item in enumerate(data, start=1):
         name = str(item.get("name") or f"account{i}")
         where = f"{source} account {name!r}: "
-        token = str(item.get("token") or "").strip()
-        _check_token(token, f"{where}token", problems)
-        channel = str(item.get("channel_id") or "").strip()
+        token, channel = str(item.get("token") or "").strip(), str(item.get("channel_id") or "").strip()
         guild = str(item.get("guild_id") or "").strip() or None
-        _check_ids(guild, channel, where, problems)
+        problems += _account_problems(token, guild, channel, f"{where}token", where)
         try:
-            account_concurrency = int(item.get("concurrency", concurrency))
-            account_queue = int(item.get("queue_size", queue_size))
+            own = int(item.get("concurrency", concurrency)), int(item.get("queue_size", queue_size))
         except (TypeError, ValueError):
             problems.append(f"{where}concurrency and queue_size must be whole numbers")
             continue
-        limit = {key: _account_limit(item, key, where, problems) for key in ACCOUNT_LIMIT_KEYS}
-        accounts.append(
-            AccountSettings(
-                name,
-                SecretStr(token),
-                guild,
-                channel,
-                account_concurrency,
-                account_queue,
-                max_jobs_per_hour=limit["max_jobs_per_hour"],
-                max_jobs_per_day=limit["max_jobs_per_day"],
-                max_upscales_per_hour=limit["max_upscales_per_hour"],
-                max_upscales_per_day=limit["max_upscales_per_day"],
-            )
-        )
+        numbers = []  # each limit a whole number >= 0, or absent/null for none of its own
+        for key, raw in ((key, item.get(key)) for key in LIMIT_KEYS):
+            if raw is not None and not _digits(raw):
+                problems.append(
+                    f"{where}{key} must be a whole number of 0 or more (or left out for no limit), got {raw!r}"
+                )
+            numbers.append(int(str(raw).strip()) if raw is not None and _digits(raw) else None)
+        accounts.append(AccountSettings(name, SecretStr(token), guild, channel, *own, *numbers))
     if len({a.name for a in accounts}) != len(accounts):
         problems.append(f"{source}: account names must be unique")
-    return accounts
+    if problems:
+        raise _problem("; ".join(problems))
+    return tuple(accounts)
+
+
+def _digits(raw: object) -> bool:
+    return not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).strip().isdigit()
+
+
+# -- reading: pydantic-settings' environment source, over os.environ or a given mapping ------------------------
+
+
+class _GivenEnvironment(EnvSettingsSource):
+    """The environment source over `env`: os.environ, or the mapping tests and doctor pass."""
+
+    def __init__(self, env: Mapping[str, str] | None) -> None:
+        self._given = os.environ if env is None else env
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._given.items()}  # names match case-insensitively
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings from `env` (os.environ); raise `ConfigError` naming every bad variable at once."""
+    try:
+        return Settings.model_validate(_GivenEnvironment(env)())
+    except ValidationError as exc:
+        problems = [
+            error["msg"] if error["type"] == "mj_setting" else f"{error['loc'][0]}: {error['msg']}"
+            for error in exc.errors(include_input=False)  # never the input: it may be a token
+        ]
+        raise ConfigError("Configuration problem: " + "; ".join(problems) + ".") from None
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What the command line and doctor need before, and whatever, `load_settings` says: read leniently."""
+
+    log_level: str  # upper-cased; `setup_logging` falls back to INFO on a name it does not know
+    http_token: str | None  # HTTP transport: the bearer token clients must send
+    http_allowed_hosts: tuple[str, ...]  # HTTP transport: more Host names to accept
+    download_dir: str
+    tokens: tuple[str, ...]  # every Discord token-looking value, even in a broken configuration, for redaction
+
+
+def read_startup(env: Mapping[str, str] | None = None) -> Startup:
+    """The start-up options from `env` (os.environ); never raises."""
+    raw = _GivenEnvironment(env)()
+    tokens = [_text(raw.get("MJ_DISCORD_TOKEN")), *re.findall(r'"token"\s*:\s*"([^"]+)"', str(raw.get("accounts")))]
+    return Startup(
+        log_level=(str(raw.get("log_level") or "") or "INFO").upper(),
+        http_token=_text(raw.get("http_token")) or None,
+        http_allowed_hosts=_hosts(raw.get("http_allowed_hosts")),
+        download_dir=_text(raw.get("download_dir")),
+        tokens=tuple(token for token in tokens if token),
+    )
 
 
 def raw_secrets(env: Mapping[str, str]) -> list[str]:
     """Every token-looking value in the environment, even when the configuration is invalid, for redaction."""
-    found = [(env.get("MJ_DISCORD_TOKEN") or "").strip()]
-    found += re.findall(r'"token"\s*:\s*"([^"]+)"', env.get("MJ_ACCOUNTS") or "")
-    return [s for s in found if s]
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces every secret value in a log record with a mask: the logging boundary keeps tokens out of logs."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        redacted = message
-        for secret in self._secrets:
-            redacted = redacted.replace(secret, "[REDACTED]")
-        if redacted != message or record.exc_info:
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                for secret in self._secrets:
-                    record.exc_text = record.exc_text.replace(secret, "[REDACTED]")
-            record.msg, record.args = redacted, None
-        return True
-
-
-def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
-    """Log to stderr only (stdout carries the MCP protocol), with secrets redacted."""
-    import sys
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets or []))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    # httpx2 logs every request URL at INFO; keep it quieter.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    logging.getLogger("httpcore2").setLevel(logging.WARNING)
+    return list(read_startup(env).tokens)

@@ -9,7 +9,6 @@ ever printed: every line passes through a redactor as well, in case Discord echo
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from typing import Any, Literal, TextIO
 import anyio
 
 from .. import midjourney as mj
-from ..config import AccountSettings, ConfigError, Settings, load_settings, raw_secrets, setup_logging
+from ..config import AccountSettings, ConfigError, Settings, load_settings, read_startup, setup_logging
 from ..discord.gateway import Gateway, GatewayFatal
 from ..discord.rest import DiscordHTTPError, DiscordRest, DiscordUnavailable, Forbidden, NotFound, Unauthorized
 
@@ -309,11 +308,10 @@ async def diagnose(settings: Settings, report: Report, *, timeout: float = 15.0)
 
 def run_doctor(env: Mapping[str, str] | None = None, out: TextIO | None = None, *, timeout: float = 15.0) -> int:
     """Check the setup; print the report to `out` (stdout); return the exit code (0 all pass, 1 otherwise)."""
-    env = os.environ if env is None else env
-    report = Report(out or sys.stdout, [*raw_secrets(env), (env.get("MJ_HTTP_TOKEN") or "").strip()])
+    startup = read_startup(env)  # read even when the configuration is broken
+    report = Report(out or sys.stdout, [*startup.tokens, startup.http_token or ""])
     # The report says what failed; library warnings on stderr would only repeat it (DEBUG shows everything).
-    debug = (env.get("MJ_LOG_LEVEL") or "").upper() == "DEBUG"
-    setup_logging("DEBUG" if debug else "CRITICAL", raw_secrets(env))
+    setup_logging("DEBUG" if startup.log_level == "DEBUG" else "CRITICAL", list(startup.tokens))
     report.say("mcp-midjourney doctor")
     try:
         settings = load_settings(env)
@@ -334,9 +332,8 @@ def run_doctor(env: Mapping[str, str] | None = None, out: TextIO | None = None, 
         accounts = f"{count} accounts" if count > 1 else f"channel {settings.channel_id}"
         report.add(Check("configuration", "pass", f"{accounts}, Discord API {settings.api_base}"))
         anyio.run(lambda: diagnose(settings, report, timeout=timeout))
-    download = (env.get("MJ_DOWNLOAD_DIR") or "").strip()
-    if download:
-        report.add(check_download_dir(download))
+    if startup.download_dir:
+        report.add(check_download_dir(startup.download_dir))
     total = len(report.checks)
     if report.failed:
         report.say(

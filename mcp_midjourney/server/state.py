@@ -48,7 +48,7 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     state = AppState()
     try:
         state.settings = load_settings()
-        state.budget = Budget.from_env(accounts=state.settings.account_list())
+        state.budget = Budget.from_settings(state.settings)
     except ConfigError as exc:
         # Nothing runs on a configuration half read: a malformed budget must not mean no budget.
         state.settings, state.config_error = None, str(exc)

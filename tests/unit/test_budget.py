@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mcp_midjourney.config import ConfigError
+from mcp_midjourney.config import ConfigError, load_settings
 from mcp_midjourney.engine.budget import (
     DAY,
     HOUR,
     Budget,
     BudgetExceeded,
     BudgetLimits,
+    JsonFileStore,
     Limits,
-    budget_from_env,
+    budget_limits,
     budget_path,
-    state_dir,
 )
 
 T0 = 1_780_000_000.0  # a fixed "now" (2026-05-28T20:26:40Z)
@@ -42,7 +44,7 @@ def limits(**values: int | None) -> BudgetLimits:
 
 def test_five_per_hour_the_sixth_is_refused_until_the_first_ages_out(tmp_path: Path) -> None:
     clock = Clock()
-    budget = Budget(limits(jobs_per_hour=5), tmp_path / "budget.json", clock=clock)
+    budget = Budget(limits(jobs_per_hour=5), JsonFileStore(tmp_path / "budget.json"), clock=clock)
     for step in range(5):
         clock.now = T0 + step * 60
         budget.spend("job")
@@ -63,7 +65,7 @@ def test_five_per_hour_the_sixth_is_refused_until_the_first_ages_out(tmp_path: P
 
 def test_day_window_slides_and_reports_hours(tmp_path: Path) -> None:
     clock = Clock()
-    budget = Budget(limits(jobs_per_day=2), tmp_path / "budget.json", clock=clock)
+    budget = Budget(limits(jobs_per_day=2), JsonFileStore(tmp_path / "budget.json"), clock=clock)
     budget.spend("job")
     clock.now = T0 + 2 * HOUR
     budget.spend("job")
@@ -92,7 +94,7 @@ def test_the_binding_limit_is_the_one_that_frees_last(tmp_path: Path) -> None:
 
 
 def test_refund_gives_the_slot_back(tmp_path: Path) -> None:
-    budget = Budget(limits(jobs_per_hour=1), tmp_path / "budget.json", clock=Clock())
+    budget = Budget(limits(jobs_per_hour=1), JsonFileStore(tmp_path / "budget.json"), clock=Clock())
     spend = budget.spend("job")
     with pytest.raises(BudgetExceeded):
         budget.spend("job")
@@ -104,7 +106,7 @@ def test_refund_gives_the_slot_back(tmp_path: Path) -> None:
 
 
 def test_count_spends_several_at_once_or_none(tmp_path: Path) -> None:
-    budget = Budget(limits(jobs_per_hour=5), tmp_path / "budget.json", clock=Clock())
+    budget = Budget(limits(jobs_per_hour=5), JsonFileStore(tmp_path / "budget.json"), clock=Clock())
     spend = budget.spend("job", count=4)
     with pytest.raises(BudgetExceeded):
         budget.spend("job", count=2)
@@ -171,7 +173,7 @@ def test_remaining_and_describe() -> None:
 
 def test_no_limits_means_no_record_and_no_description(tmp_path: Path) -> None:
     path = tmp_path / "budget.json"
-    budget = Budget(BudgetLimits(), path)
+    budget = Budget(BudgetLimits(), JsonFileStore(path))
     for _ in range(100):
         budget.spend("job")
     assert not path.exists()
@@ -182,10 +184,10 @@ def test_no_limits_means_no_record_and_no_description(tmp_path: Path) -> None:
 def test_the_count_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "state" / "budget.json"
     clock = Clock()
-    first = Budget(limits(jobs_per_hour=3), path, clock=clock)
+    first = Budget(limits(jobs_per_hour=3), JsonFileStore(path), clock=clock)
     first.spend("job")
     first.spend("job")
-    second = Budget(limits(jobs_per_hour=3), path, clock=clock)
+    second = Budget(limits(jobs_per_hour=3), JsonFileStore(path), clock=clock)
     assert second.remaining()["jobs_this_hour"] == 1
     second.spend("job")
     with pytest.raises(BudgetExceeded):
@@ -198,7 +200,7 @@ def test_the_count_survives_a_restart(tmp_path: Path) -> None:
 def test_old_spends_are_pruned_from_the_file(tmp_path: Path) -> None:
     path = tmp_path / "budget.json"
     clock = Clock()
-    budget = Budget(limits(jobs_per_day=100), path, clock=clock)
+    budget = Budget(limits(jobs_per_day=100), JsonFileStore(path), clock=clock)
     budget.spend("job")
     clock.now = T0 + DAY + 5
     budget.spend("job")
@@ -207,7 +209,7 @@ def test_old_spends_are_pruned_from_the_file(tmp_path: Path) -> None:
 
 def test_fifty_threads_against_a_limit_of_seven(tmp_path: Path) -> None:
     for path in (None, tmp_path / "budget.json"):
-        budget = Budget(limits(jobs_per_hour=7), path)
+        budget = Budget(limits(jobs_per_hour=7), JsonFileStore(path) if path else None)
         results: list[bool] = []
         barrier = threading.Barrier(50)
 
@@ -233,7 +235,7 @@ def test_fifty_threads_against_a_limit_of_seven(tmp_path: Path) -> None:
 def _spend_in_process(
     path: str, tries: int, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue[int]
 ) -> None:
-    budget = Budget(limits(jobs_per_hour=7), Path(path))
+    budget = Budget(limits(jobs_per_hour=7), JsonFileStore(Path(path)))
     start.wait()
     won = 0
     for _ in range(tries):
@@ -264,8 +266,8 @@ def test_processes_sharing_one_file_spend_exactly_the_limit(tmp_path: Path) -> N
 def test_a_corrupt_file_is_tolerated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "budget.json"
     path.write_text("{not json")
-    budget = Budget(limits(jobs_per_hour=2), path, clock=Clock())
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget"):
+    budget = Budget(limits(jobs_per_hour=2), JsonFileStore(path), clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget_store"):
         budget.spend("job")
     assert "is corrupt" in caplog.text
     assert [at for at, _ in json.loads(path.read_text())["spends"]["default"]["job"]] == [T0]
@@ -276,8 +278,8 @@ def test_readable_entries_of_a_damaged_file_still_count(tmp_path: Path, caplog: 
     entries = [[T0 - 10, "a"], "x", None, [T0 - 5, "b"], [float("nan"), "c"], T0 - 1]
     damaged = {"version": 1, "spends": {"default": {"job": entries, "bogus": [1]}, "b": 3}}
     path.write_text(json.dumps(damaged))
-    budget = Budget(limits(jobs_per_hour=3), path, clock=Clock())
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget"):
+    budget = Budget(limits(jobs_per_hour=3), JsonFileStore(path), clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget_store"):
         assert budget.remaining()["jobs_this_hour"] == 0  # two pairs and a bare time still count
     assert "ignored 5 malformed entries" in caplog.text
 
@@ -285,22 +287,29 @@ def test_readable_entries_of_a_damaged_file_still_count(tmp_path: Path, caplog: 
 def test_an_unwritable_place_falls_back_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    budget = Budget(limits(jobs_per_hour=1), blocker / "budget.json", clock=Clock())  # a file as the folder
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget"):
+    budget = Budget(
+        limits(jobs_per_hour=1), JsonFileStore(blocker / "budget.json"), clock=Clock()
+    )  # a file as the folder
+    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget_store"):
         budget.spend("job")
         with pytest.raises(BudgetExceeded):
             budget.spend("job")
 
 
-def test_budget_from_env() -> None:
-    assert budget_from_env({}) == BudgetLimits()
-    parsed = budget_from_env(
-        {"MJ_MAX_JOBS_PER_HOUR": "5", "MJ_MAX_JOBS_PER_DAY": " 40 ", "MJ_MAX_UPSCALES_PER_DAY": "0"}
+GOOD = {"MJ_DISCORD_TOKEN": "made-up-token-abcdef", "MJ_CHANNEL_ID": "1069126859100524575"}
+
+
+def test_budget_limits_come_from_the_settings() -> None:
+    assert budget_limits(load_settings(GOOD)) == BudgetLimits()
+    parsed = budget_limits(
+        load_settings(
+            GOOD | {"MJ_MAX_JOBS_PER_HOUR": "5", "MJ_MAX_JOBS_PER_DAY": " 40 ", "MJ_MAX_UPSCALES_PER_DAY": "0"}
+        )
     )
     assert parsed.total == Limits(jobs_per_hour=5, jobs_per_day=40, upscales_per_hour=None, upscales_per_day=0)
-    assert budget_from_env({"MJ_MAX_JOBS_PER_HOUR": "unlimited"}).total.jobs_per_hour is None
+    assert budget_limits(load_settings(GOOD | {"MJ_MAX_JOBS_PER_HOUR": "unlimited"})).total.jobs_per_hour is None
     with pytest.raises(ConfigError) as bad:
-        budget_from_env({"MJ_MAX_JOBS_PER_HOUR": "five", "MJ_MAX_UPSCALES_PER_HOUR": "-1"})
+        load_settings(GOOD | {"MJ_MAX_JOBS_PER_HOUR": "five", "MJ_MAX_UPSCALES_PER_HOUR": "-1"})
     assert "MJ_MAX_JOBS_PER_HOUR must be a whole number" in str(bad.value)
     assert "MJ_MAX_UPSCALES_PER_HOUR must be 0 or more" in str(bad.value)
 
@@ -313,16 +322,16 @@ def test_zero_forbids_a_kind() -> None:
     assert "limit 0 (MJ_MAX_UPSCALES_PER_DAY)" in str(refused.value)
 
 
-def test_state_dir_per_platform() -> None:
-    home = "/home/u"
-    assert state_dir({"MJ_STATE_DIR": "/srv/mj"}) == Path("/srv/mj")
-    assert state_dir({"HOME": home}, "linux") == Path("/home/u/.local/share/mcp-midjourney")
-    assert state_dir({"HOME": home, "XDG_DATA_HOME": "/data"}, "linux") == Path("/data/mcp-midjourney")
-    assert state_dir({"HOME": home}, "darwin") == Path("/home/u/Library/Application Support/mcp-midjourney")
-    assert state_dir({"LOCALAPPDATA": "C:/Users/u/AppData/Local"}, "win32") == Path(
-        "C:/Users/u/AppData/Local/mcp-midjourney"
+def test_the_record_lives_in_the_state_folder(tmp_path: Path) -> None:
+    import platformdirs
+
+    assert budget_path(load_settings(GOOD | {"MJ_STATE_DIR": "/srv/mj"})) == Path("/srv/mj/budget.json")
+    assert budget_path(load_settings(GOOD)) == platformdirs.user_data_path("mcp-midjourney", appauthor=False) / (
+        "budget.json"
     )
-    assert budget_path({"MJ_STATE_DIR": "/srv/mj"}) == Path("/srv/mj/budget.json")
+    budget = Budget.from_settings(load_settings(GOOD | {"MJ_MAX_JOBS_PER_HOUR": "1", "MJ_STATE_DIR": str(tmp_path)}))
+    budget.spend("job")
+    assert len(json.loads((tmp_path / "budget.json").read_text())["spends"]["default"]["job"]) == 1
 
 
 # --- limits of single accounts: from MJ_ACCOUNTS entries and MJ_ACCOUNT_MAX_*; charges that move ---------------
@@ -338,24 +347,19 @@ def pool_env(**extra: str) -> dict[str, str]:
 
 
 def test_account_limits_come_from_their_entries_and_the_default_for_every_account() -> None:
-    from mcp_midjourney.config import load_settings
-
-    env = pool_env(MJ_ACCOUNT_MAX_JOBS_PER_HOUR="5", MJ_MAX_JOBS_PER_DAY="20")
-    found = budget_from_env(env, load_settings(env).account_list())
+    found = budget_limits(load_settings(pool_env(MJ_ACCOUNT_MAX_JOBS_PER_HOUR="5", MJ_MAX_JOBS_PER_DAY="20")))
     assert found.total == Limits(jobs_per_day=20)
     assert found.accounts == {
         "a": Limits(jobs_per_hour=1),  # its own value wins over the default
         "b": Limits(jobs_per_hour=5),
         "c": Limits(jobs_per_hour=5, jobs_per_day=4),
     }
-    alone = budget_from_env(pool_env(), load_settings(pool_env()).account_list())
+    alone = budget_limits(load_settings(pool_env()))
     assert alone.total == Limits() and set(alone.accounts) == {"a", "c"}
 
 
 @pytest.mark.parametrize("bad", [-1, "lots", 2.5, True, [3]])
 def test_a_malformed_account_limit_is_a_config_error_naming_the_account(bad: object) -> None:
-    from mcp_midjourney.config import load_settings
-
     entry = {"name": "z", "token": "made-up-token-z-abcdef", "channel_id": "100000000000000009"}
     env = {"MJ_ACCOUNTS": json.dumps([entry | {"max_jobs_per_day": bad}])}
     with pytest.raises(ConfigError) as error:
@@ -365,14 +369,16 @@ def test_a_malformed_account_limit_is_a_config_error_naming_the_account(bad: obj
 
 def test_a_malformed_account_default_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="MJ_ACCOUNT_MAX_UPSCALES_PER_HOUR"):
-        budget_from_env({"MJ_ACCOUNT_MAX_UPSCALES_PER_HOUR": "many"})
+        load_settings(GOOD | {"MJ_ACCOUNT_MAX_UPSCALES_PER_HOUR": "many"})
 
 
 def test_a_charge_moves_to_the_account_that_runs_the_job_only_if_its_own_budget_takes_it(tmp_path: Path) -> None:
     clock = Clock()
     path = tmp_path / "budget.json"
     budget = Budget(
-        BudgetLimits(total=Limits(jobs_per_hour=10), accounts={"a": Limits(jobs_per_hour=1)}), path, clock=clock
+        BudgetLimits(total=Limits(jobs_per_hour=10), accounts={"a": Limits(jobs_per_hour=1)}),
+        JsonFileStore(path),
+        clock=clock,
     )
     first = budget.spend("job", "b")
     clock.now += 60
@@ -393,3 +399,53 @@ def test_a_charge_moves_to_the_account_that_runs_the_job_only_if_its_own_budget_
     assert [entry[1] for entry in record["a"]["job"]] == list(first.ids)
     budget.refund(moved)
     assert not json.loads(path.read_text())["spends"].get("a", {}).get("job")
+
+
+# --- the arithmetic alone, and the store behind its interface ------------------------------------------------------
+
+
+def test_the_arithmetic_decides_on_a_record_with_no_store() -> None:
+    from mcp_midjourney.engine import budget_rules as rules
+
+    total = limits(jobs_per_hour=2)
+    record: rules.Record = {"a": {"job": [(T0 - 1800, "x"), (T0 - 600, "y")]}}
+    refused = rules.refusal(total, record, "job", "b", T0, 1)
+    assert refused is not None and refused.frees_at == T0 + 1800 and "in 30 min" in str(refused)
+    assert rules.refusal(total, record, "job", "b", T0 + 1801, 1) is None
+    assert rules.remaining(total, record, "a", T0)["jobs_this_hour"] == 0
+    spend = rules.Spend(kind="job", account="a", at=T0 - 600, ids=("y",))
+    assert rules.move(record, spend, "b") and record["b"]["job"] == [(T0 - 600, "y")]
+    moved = rules.Spend(kind="job", account="b", at=spend.at, ids=spend.ids)
+    assert rules.take_back(record, spend) == []  # it is no longer under account a
+    assert rules.take_back(record, moved) == [(T0 - 600, "y")] and rules.take_back(record, moved) == []
+    assert rules.prune({"a": {"job": [(T0 - DAY - 1, "old")]}}, T0) == {}
+    assert rules.minutes(59) == "1 min" and rules.minutes(2 * HOUR + 300) == "2 h 5 min"
+
+
+class CountingStore:
+    """A store of our own behind the BudgetStore interface: another backend needs only these two methods."""
+
+    def __init__(self) -> None:
+        self.record: dict[str, dict[str, list[tuple[float, str]]]] = {}
+        self.saves = 0
+
+    def load(self) -> dict[str, dict[str, list[tuple[float, str]]]]:
+        return json.loads(json.dumps(self.record))
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[dict[str, dict[str, list[tuple[float, str]]]]]:
+        record = self.load()
+        yield record
+        self.record, self.saves = record, self.saves + 1
+
+
+def test_any_store_behind_the_interface_keeps_the_record() -> None:
+    store = CountingStore()
+    budget = Budget(limits(jobs_per_hour=1), store, clock=Clock())
+    spend = budget.spend("job", "a")
+    assert [entry[1] for entry in store.record["a"]["job"]] == list(spend.ids) and store.saves == 1
+    with pytest.raises(BudgetExceeded):
+        budget.spend("job", "a")
+    assert store.saves == 1  # a refusal saves nothing
+    budget.refund(spend)
+    assert budget.remaining("a")["jobs_this_hour"] == 1

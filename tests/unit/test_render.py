@@ -53,7 +53,7 @@ class CDNStub:
 
 
 def settings(download_dir: Path) -> Settings:
-    return Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="2", download_dir=download_dir)
+    return Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="100000000000000002", download_dir=download_dir)
 
 
 async def test_saved_copies_are_listed_and_not_downloaded_twice(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ async def test_a_job_none_of_whose_images_could_be_saved_is_tried_again(tmp_path
 async def test_a_preview_rides_along_and_nothing_is_saved_without_a_download_dir() -> None:
     cdn = CDNStub()
     job = finished_grid()
-    plain = Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="2")
+    plain = Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="100000000000000002")
     async with httpx2.AsyncClient(transport=httpx2.MockTransport(cdn)) as http:
         result = await Renderer(plain, http).render(job, warnings=["note"], budget="Budget: jobs left 3/5")
 

@@ -93,3 +93,70 @@ def test_low_fast_time_is_reported_from_the_last_info() -> None:
     assert "0.4 fast hours left" in (account.low_fast_time or "") and "relax" in (account.low_fast_time or "")
     account.info = {"mode": "relax", "fast_hours_left": 0.0, "fast_percent_left": 0.0}
     assert account.low_fast_time is None  # relax mode spends no fast time
+
+
+def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_DISCORD_TOKEN", "made-up-token-from-the-process")
+    monkeypatch.setenv("MJ_WAIT_CEILING", "5")
+    monkeypatch.setenv("MJ_CHANNEL_ID", "1069126859100524575")
+    with pytest.raises(ConfigError, match="MJ_DISCORD_TOKEN is not set"):
+        load_settings({"MJ_CHANNEL_ID": "1069126859100524575"})
+    assert load_settings(GOOD).wait_ceiling == 40
+    assert load_settings().wait_ceiling == 5  # and without a mapping, the process environment
+
+
+def test_settings_built_in_code_take_keyword_arguments_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from mcp_midjourney.config import Settings
+
+    monkeypatch.setenv("MJ_JOB_TIMEOUT", "5")
+    settings = Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="1069126859100524575")
+    assert settings.job_timeout == 600 and settings.account_list()[0].token.get_secret_value() == "made-up-token-abcdef"
+
+
+def test_variable_names_match_in_any_case_and_blank_means_the_default() -> None:
+    settings = load_settings({"mj_discord_token": "made-up-token-abcdef", "MJ_CHANNEL_ID": " 1069126859100524575 "})
+    assert settings.channel_id == "1069126859100524575"
+    assert load_settings(GOOD | {"MJ_JOB_TIMEOUT": " ", "MJ_DISCORD_API_BASE": ""}).job_timeout == 600
+
+
+def test_a_pool_stands_in_for_the_single_account_variables() -> None:
+    import json
+
+    entry = {"name": "a", "token": "made-up-token-a-abcdef", "channel_id": "100000000000000001"}
+    settings = load_settings({"MJ_ACCOUNTS": json.dumps([entry])})
+    assert settings.channel_id == "100000000000000001" and [a.name for a in settings.account_list()] == ["a"]
+    with pytest.raises(ConfigError) as broken:
+        load_settings({"MJ_ACCOUNTS": "[{"})
+    assert "MJ_ACCOUNTS is not valid JSON" in str(broken.value)
+    assert "MJ_DISCORD_TOKEN" not in str(broken.value)  # the user chose a pool: no nagging about the single account
+
+
+def test_the_state_folder_is_the_platforms_data_folder_unless_set() -> None:
+    from pathlib import Path
+
+    import platformdirs
+
+    assert load_settings(GOOD).state_dir == platformdirs.user_data_path("mcp-midjourney", appauthor=False)
+    assert load_settings(GOOD | {"MJ_STATE_DIR": " /srv/mj "}).state_dir == Path("/srv/mj")
+
+
+def test_startup_options_are_read_even_from_a_broken_configuration() -> None:
+    from mcp_midjourney.config import raw_secrets, read_startup
+
+    env = {
+        "MJ_DISCORD_TOKEN": "Bearer made-up-token-abcdef",
+        "MJ_ACCOUNTS": '[{"token": "made-up-token-pool-abcdef", "channel_id": "nope"}]',
+        "MJ_HTTP_TOKEN": " made-up-http-token ",
+        "MJ_HTTP_ALLOWED_HOSTS": "mj.example, ,other.example",
+        "MJ_LOG_LEVEL": "debug",
+        "MJ_WAIT_CEILING": "forever",
+    }
+    with pytest.raises(ConfigError):
+        load_settings(env)
+    startup = read_startup(env)
+    assert startup.http_token == "made-up-http-token" and startup.log_level == "DEBUG"
+    assert startup.http_allowed_hosts == ("mj.example", "other.example")
+    assert raw_secrets(env) == ["Bearer made-up-token-abcdef", "made-up-token-pool-abcdef"]
+    assert read_startup({}).http_token is None and read_startup({}).log_level == "INFO"
