@@ -24,6 +24,7 @@ from mcp_midjourney.midjourney.commands import (
     slash_command,
 )
 from mcp_midjourney.midjourney.embeds import EmbedVerdict, account_advice, classify_embeds
+from mcp_midjourney.midjourney.inpaint import inpaint_payload, inpaint_submit_url
 from mcp_midjourney.midjourney.parse import (
     Content,
     is_progress_attachment,
@@ -49,6 +50,8 @@ __all__ = [
     "find_button",
     "find_command",
     "imagine_options",
+    "inpaint_payload",
+    "inpaint_submit_url",
     "is_progress_attachment",
     "message_job_uuid",
     "modal_submit",
