@@ -43,12 +43,6 @@ class GatewayFatal(Exception):
     """The gateway refused this account for good; the message says why."""
 
 
-def compact_dispatch(raw: str) -> tuple[str, int] | None:
-    """The event name and sequence number of a frame in Discord's compact dispatch layout, else None."""
-    match = COMPACT_DISPATCH.match(raw)
-    return (match[1], int(match[2])) if match is not None else None
-
-
 def identify_payload(token: str) -> dict[str, Any]:
     """A browser-style IDENTIFY of a user account: no intents, client properties like the web client's."""
     return {
