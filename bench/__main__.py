@@ -121,7 +121,7 @@ Measured during development on the same machine; before → after.
   the CA bundle now load in a worker thread while the client's `initialize` is answered; tools wait for the
   Discord side to be up. Cold start 1.29 → 1.08–1.13 in runs on the same day.
 - **Every gateway frame was parsed** before the engine could drop it: 42,464 events/s in the first full run.
-  The raw-text pre-filter (`Gateway._skip_unparsed`) skips other users' and other channels' messages and the
+  The raw-text pre-filter (`FramePrefilter.skips` (engine/prefilter.py)) skips other users' and other channels' messages and the
   events nobody wants unparsed. A message of another user that the engine
   follows (a job looked up by its id) is kept by id, so its later edits are still read.
 - **Full garbage collections paused tool calls**: the server keeps ~90,000 objects from start-up (the SDK's

@@ -1,8 +1,9 @@
 """Figure 4: gateway events per second that the filter and the parser sustain on one core, in a busy channel.
 
 Each event is a raw gateway frame (text) as the websocket delivers it; the timed work is what the gateway and
-the engine do with it: `Gateway.handle_frame` (the read loop's own per-frame step: the pre-filter that drops
-other channels' and other users' message dispatches unparsed, `json.loads`, sequence, the event-type filter)
+the engine do with it: `Gateway.handle_frame` (the read loop's own per-frame step: the engine's pre-filter,
+`engine/prefilter.py`, handed to the gateway, that drops other channels' and other users' message dispatches
+unparsed; `json.loads`, sequence, the event-type filter)
 and `Engine.dispatch_from` (channel and author filter, correlation, parsing, job updates).
 
 The stream is a busy Midjourney channel: 90% other people's traffic — the bot's messages about other users'
@@ -331,9 +332,10 @@ async def measure(*, events: int = 200_000, recorded: list[JSON] | None = None, 
         for prefilter in (False, True):
             engine = Engine(load_settings(env))
             account = engine.accounts[0]
-            gateway = account.gateway  # built by the account with its channel id, as in the server
+            gateway = account.gateway  # built by the account with the engine's pre-filter, as in the server
             gateway.user_id = ME  # what READY would have set
-            gateway.prefilter = prefilter
+            if not prefilter:
+                gateway.prefilter = None
             jobs = []
             for nonce, _ in ours:
                 job = Job(nonce=nonce, kind="imagine", prompt=prompt, normalised_prompt=normalise_prompt(prompt))

@@ -1,10 +1,11 @@
 """The Discord gateway session of a user account: identify, heartbeat with an ACK watchdog, resume, reconnect.
 
-No Midjourney knowledge lives here: dispatches of the wanted event types go to a callback, and the engine
-decides what they mean. The one exception, for a gateway given its account's channel, is a pre-filter on the raw
-text (`_skip_unparsed`) that drops message dispatches the engine would drop anyway before parsing them. The loop
-never dies silently: a final close (bad token, 4010-4014) is recorded in `fatal` and every waiter is told; every
-other drop reconnects with backoff and jitter, and resumes.
+No Midjourney knowledge lives here: dispatches of the wanted event types go to a callback, and the caller
+decides what they mean. A caller may hand in a pre-filter that sees each dispatch's raw text first and may skip
+it unparsed (the engine's rule for frames it would drop anyway); the gateway keeps the sequence numbers and the
+counts of those frames. The wire's frames and close codes are in `protocol.py`.
+The loop never dies silently: a final close (bad token, 4010-4014) is recorded in `fatal` and every waiter is
+told; every other drop reconnects with backoff and jitter, and resumes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
@@ -28,71 +27,29 @@ if TYPE_CHECKING:
 # httpx2.websockets (and wsproto, h11) load with the first connection, not at import: they were ~35 ms of the
 # server's start-up before it could answer `initialize` (bench/coldstart.py).
 
+from .protocol import (
+    COMPACT_DISPATCH,
+    FATAL_CLOSE_CODES,
+    MAX_MESSAGE_BYTES,
+    RESUMABLE_CLOSE,
+    SESSION_EVENTS,
+    SESSION_LOST_CODES,
+    GatewayFatal,
+    heartbeat_payload,
+    identify_payload,
+    resume_payload,
+)
 from .rest import USER_AGENT, DiscordHTTPError, DiscordRest, Unauthorized
 
 log = logging.getLogger(__name__)
 
-# Close codes after which reconnecting cannot help (authentication failed, bad shard/intents/version): the
-# account stops, and its words reach the agent, so each says what a person must do.
-FATAL_CLOSE_CODES = {
-    4004: "authentication failed: the Discord token is invalid or revoked. Set a fresh user token "
-    "(MJ_DISCORD_TOKEN, or the account's token in MJ_ACCOUNTS) and restart the server",
-    4010: "Discord closed the gateway with code 4010 (invalid shard): this client sent a bad IDENTIFY; "
-    "update mcp-midjourney",
-    4011: "Discord closed the gateway with code 4011 (sharding required): a user account should never get this; "
-    "check that the token is a user token, not a bot token",
-    4012: "Discord closed the gateway with code 4012 (invalid API version): update mcp-midjourney",
-    4013: "Discord closed the gateway with code 4013 (invalid intents): check that the token is a user token, "
-    "not a bot token, and update mcp-midjourney",
-    4014: "Discord closed the gateway with code 4014 (disallowed intents): check that the token is a user token, "
-    "not a bot token",
-}
-# Codes after which the session is gone and we must identify afresh.
-SESSION_LOST_CODES = {4007, 4009}
-# A user account's READY carries every guild and channel: it can be several MB.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-# Closing with 1000/1001 would end the session on Discord's side; any other code keeps it resumable.
-RESUMABLE_CLOSE = 4000
-# The start of a dispatch exactly as Discord serialises it (compact, keys in the order t, s, op, d). Only frames
-# that begin so may be skipped unparsed; any other shape is parsed in full.
-_COMPACT_DISPATCH = re.compile(r'\{"t":"([A-Z0-9_]+)","s":(0|[1-9][0-9]*),"op":0,"d":\{')
+__all__ = ["FATAL_CLOSE_CODES", "Dispatch", "Gateway", "GatewayFatal", "Prefilter", "ReadyHook", "identify_payload"]
 
 Dispatch = Callable[[str, dict[str, Any]], None]
 ReadyHook = Callable[[bool], None]
-
-
-class GatewayFatal(Exception):
-    """The gateway refused this account for good; the message says why."""
-
-
-def identify_payload(token: str) -> dict[str, Any]:
-    """A browser-style IDENTIFY of a user account: no intents, client properties like the web client's."""
-    return {
-        "op": 2,
-        "d": {
-            "token": token,
-            "capabilities": 16381,
-            "properties": {
-                "os": "Windows",
-                "browser": "Chrome",
-                "device": "",
-                "system_locale": "en-US",
-                "browser_user_agent": USER_AGENT,
-                "browser_version": "131.0.0.0",
-                "os_version": "10",
-                "referrer": "",
-                "referring_domain": "",
-                "referrer_current": "",
-                "referring_domain_current": "",
-                "release_channel": "stable",
-                "client_build_number": 352804,
-                "client_event_source": None,
-            },
-            "presence": {"status": "unknown", "since": 0, "activities": [], "afk": False},
-            "compress": False,
-            "client_state": {"guild_versions": {}},
-        },
-    }
+# Called with (event name, raw frame text) for dispatches in Discord's compact layout: True skips the frame
+# unparsed (its sequence number is still recorded). The caller's rule, not the gateway's.
+Prefilter = Callable[[str, str], bool]
 
 
 class Gateway:
@@ -107,10 +64,10 @@ class Gateway:
         on_ready: ReadyHook | None = None,
         wanted_events: frozenset[str] | None = None,
         max_backoff: float = 30.0,
-        channel_id: str | None = None,
-        authors: frozenset[str] = frozenset(),
-        prefilter: bool = True,
+        prefilter: Prefilter | None = None,
     ) -> None:
+        """`wanted_events` None hands every dispatch to `on_dispatch`; `prefilter` (see `Prefilter`) may skip
+        dispatches before they are parsed."""
         self._rest = rest
         self._token = token
         self._on_dispatch = on_dispatch
@@ -130,15 +87,9 @@ class Gateway:
         self.reconnects = 0
         self.events_received = 0
         self.malformed_frames = 0
-        self.frames_skipped = 0  # message dispatches dropped before json.loads (see `_skip_unparsed`)
-        self.prefilter = prefilter  # drop provably irrelevant message dispatches before json.loads
-        # Only an all-digit id (a snowflake) is looked for in the raw text: it has one spelling in JSON. Without
-        # one, nothing is skipped.
-        self._channel_needle = f'"channel_id":"{channel_id}"' if _is_snowflake(channel_id) else None
-        # Only messages created by these users matter to the caller (empty: anyone's).
-        self._authors = tuple(a for a in authors if _is_snowflake(a))
+        self.frames_skipped = 0  # dispatches the pre-filter dropped before json.loads
+        self.prefilter = prefilter  # may be replaced or set to None at any time (bench/dispatch.py compares)
         self._acked = [True]  # the current connection's "heartbeat acknowledged" flag, shared with its heartbeat
-        self._kept: OrderedDict[str, None] = OrderedDict()  # ids whose frames are never skipped (see `keep`)
         self._had_session = False
         self._reached_ready = False  # the current connection got READY or RESUMED
         self._recent_connects: list[float] = []
@@ -147,6 +98,7 @@ class Gateway:
 
     @property
     def ready(self) -> bool:
+        """The session is READY (or RESUMED) and not stopped for good."""
         return self._ready.is_set() and self.fatal is None
 
     async def wait_ready(self, timeout: float) -> None:
@@ -236,9 +188,7 @@ class Gateway:
         interval = float(hello["d"]["heartbeat_interval"]) / 1000.0
         token = self._token.get_secret_value()
         if resuming:
-            await ws.send_text(
-                json.dumps({"op": 6, "d": {"token": token, "session_id": self.session_id, "seq": self.seq}})
-            )
+            await ws.send_text(json.dumps(resume_payload(token, self.session_id, self.seq)))
         else:
             await ws.send_text(json.dumps(identify_payload(token)))
 
@@ -256,7 +206,7 @@ class Gateway:
                         tg.cancel_scope.cancel()
                         return
                     acked[0] = False
-                    await ws.send_text(json.dumps({"op": 1, "d": self.seq}))
+                    await ws.send_text(json.dumps(heartbeat_payload(self.seq)))
                     await anyio.sleep(interval)
 
             tg.start_soon(heartbeat)
@@ -286,7 +236,7 @@ class Gateway:
                 continue
             op = message.get("op")
             if op == 1:
-                await ws.send_text(json.dumps({"op": 1, "d": self.seq}))
+                await ws.send_text(json.dumps(heartbeat_payload(self.seq)))
             elif op == 7:
                 log.info("gateway asked us to reconnect (op 7): resuming")
                 await ws.close(RESUMABLE_CLOSE, "reconnect requested")
@@ -306,7 +256,7 @@ class Gateway:
     def handle_frame(self, raw: str) -> dict[str, Any] | None:
         """Apply one text frame: sequence, ACK, dispatch. Return the message when the caller must answer it
         on the socket (ops 1, 7, 9), else None."""
-        if self.prefilter and self._skip_unparsed(raw):
+        if self.prefilter is not None and self._skipped(raw, self.prefilter):
             return None
         try:
             message = json.loads(raw)
@@ -327,59 +277,21 @@ class Gateway:
             return message
         return None
 
-    def keep(self, *ids: str | None) -> None:
-        """Never skip frames that contain these ids: messages the engine follows although they do not name our
-        user (another user's job looked up by id, and its job uuid). The most recent 64 are kept."""
-        for snowflake in ids:
-            # Only ids long enough to be unique in a frame: a snowflake (15+ digits) or a job uuid.
-            if snowflake and snowflake.isascii() and len(snowflake) >= 15 and (snowflake.isdigit() or "-" in snowflake):
-                self._kept[snowflake] = None
-                self._kept.move_to_end(snowflake)
-        while len(self._kept) > 64:
-            self._kept.popitem(last=False)
-
     def _record_seq(self, seq: Any, ready: bool) -> None:
         # Keep the highest sequence seen (a late or repeated frame must not move it back); READY starts anew.
         if isinstance(seq, int) and (ready or self.seq is None or seq > self.seq):
             self.seq = seq
 
-    def _skip_unparsed(self, raw: str) -> bool:
-        """Whether a frame is a dispatch the caller would drop, decided on the raw text: an event type it does not
-        want; a message in another channel; a message created by none of `authors`; or a created or updated message
-        that names someone (`<@`) and never contains our user id (the engine's rule for other users' jobs) unless
-        it holds an id the engine asked to `keep`. Only for a gateway that knows its channel, and only in Discord's
-        own compact layout; the sequence number is recorded and the event counted as if parsed."""
-        needle = self._channel_needle
-        if needle is None:
+    def _skipped(self, raw: str, prefilter: Prefilter) -> bool:
+        """Whether a frame in Discord's compact dispatch layout is one the pre-filter drops; if so its sequence
+        number is recorded and the event counted as if parsed. READY and RESUMED are always read."""
+        match = COMPACT_DISPATCH.match(raw)  # the hot path: one regex, and the sequence read only when skipping
+        if match is None or match[1] in SESSION_EVENTS or not prefilter(match[1], raw):
             return False
-        match = _COMPACT_DISPATCH.match(raw)
-        if match is None:
-            return False
-        event = match[1]
-        if event in ("READY", "RESUMED"):
-            return False
-        if self._wanted is None or event in self._wanted:
-            if not event.startswith("MESSAGE_"):
-                return False
-            if needle in raw:  # maybe our channel
-                if event == "MESSAGE_DELETE":
-                    return False
-                by_anyone = event != "MESSAGE_CREATE" or not self._authors or any(a in raw for a in self._authors)
-                if by_anyone and not self._names_someone_else(raw):
-                    return False
         self._record_seq(int(match[2]), False)
         self.events_received += 1
         self.frames_skipped += 1
         return True
-
-    def _names_someone_else(self, raw: str) -> bool:
-        """A message naming a user (`<@`) whose text never contains our user id, nor an id the engine follows."""
-        if "<@" not in raw:
-            return False
-        me = self.user_id
-        if not _is_snowflake(me) or me in raw:
-            return False
-        return not (self._kept and any(kept in raw for kept in self._kept))
 
     def _malformed(self, what: str) -> None:
         self.malformed_frames += 1
@@ -440,10 +352,6 @@ class Gateway:
         log.error("gateway stopped: %s", reason)
         self.fatal = reason
         self._set_ready(False)
-
-
-def _is_snowflake(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and value.isascii() and value.isdigit()
 
 
 def _connection_errors() -> tuple[type[Exception], ...]:

@@ -1,4 +1,5 @@
-"""Discord REST for a user account: interactions, the command index, messages — with rate limits in one place.
+"""Discord REST for a user account: interactions, the command index, messages — with rate limits in one place
+(`ratelimit.py` keeps what Discord said; this module waits, retries and paces).
 
 No Midjourney knowledge lives here. Errors are typed so the engine can tell the model what to do, and no
 error message ever carries the token (it travels only in the Authorization header).
@@ -8,27 +9,24 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx2
 from pydantic import SecretStr
 
+from .ratelimit import RateLimits, route_key, scope
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
-_ID_IN_PATH = re.compile(r"/(\d{15,21})")
-_MAJOR = ("channels", "guilds", "webhooks")
-
 
 _tls_lock = threading.Lock()
 _tls: list[ssl.SSLContext] = []
@@ -86,12 +84,8 @@ class DiscordUnavailable(DiscordHTTPError):
 
 
 Confirm = Callable[[], Awaitable[bool]]
-
-
-@dataclass
-class _Bucket:
-    remaining: int | None = None
-    reset_at: float = 0.0
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def _error_codes(payload: Any) -> list[str]:
@@ -115,7 +109,8 @@ class DiscordRest:
 
     Honours per-bucket limits before sending (``X-RateLimit-Remaining``/``Reset-After``), waits out 429s
     (global, user or shared scope), retries network errors and 5xx with capped backoff, and paces
-    interactions so one account never fires them faster than a person could.
+    interactions so one account never fires them faster than a person could. Every wait reads `clock` and
+    goes through `sleep` (monotonic time and `anyio.sleep` unless a test hands in its own).
     """
 
     def __init__(
@@ -128,6 +123,8 @@ class DiscordRest:
         max_rate_limit_wait: float = 60.0,
         timeout: float = 15.0,
         transport: httpx2.AsyncBaseTransport | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self._token = token
@@ -141,16 +138,16 @@ class DiscordRest:
             verify=tls_context(),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
-        self._buckets: dict[str, _Bucket] = {}
-        self._route_bucket: dict[str, str] = {}
-        self._global_until = 0.0
-        self._route_until: dict[str, float] = {}  # routes told to wait by a 429 that named no bucket
+        self._clock = clock
+        self._sleep = sleep
+        self.limits = RateLimits(clock)
         self._pace_lock = anyio.Lock()
         self._last_interaction = 0.0
         self.requests: Counter[str] = Counter()  # "METHOD /route" -> count, for benchmarks and tests
 
     @property
     def client(self) -> httpx2.AsyncClient:
+        """The account's HTTP client (its transport, TLS and User-Agent; no token: that goes per request)."""
         return self._client
 
     async def aclose(self) -> None:
@@ -199,13 +196,13 @@ class DiscordRest:
         the request is sent again only if it says no. Without `confirm` such a failure raises.
         """
         async with self._pace_lock:
-            wait = self._last_interaction + self._interval - time.monotonic()
+            wait = self._last_interaction + self._interval - self._clock()
             if wait > 0:
-                await anyio.sleep(wait)
+                await self._sleep(wait)
             try:
                 await self.request("POST", "/interactions", json=body, idempotent=False, confirm=confirm)
             finally:
-                self._last_interaction = time.monotonic()
+                self._last_interaction = self._clock()
 
     async def upload(self, channel_id: str, filename: str, data: bytes) -> str:
         """Discord's attachment flow: ask for an upload slot, PUT the bytes there; return the uploaded filename."""
@@ -231,53 +228,18 @@ class DiscordRest:
         data = await self.request("POST", f"/channels/{channel_id}/messages", json=body, idempotent=False)
         return data if isinstance(data, dict) else {}
 
-    async def inpaint(self, base: str, payload: dict[str, Any]) -> None:
-        """Vary (Region): Midjourney's web activity takes the mask and prompt outside Discord's API."""
-        self.requests["POST inpaint"] += 1
-        try:
-            response = await self._client.post(f"{base.rstrip('/')}/inpaint/api/submit-job", json=payload)
-        except httpx2.HTTPError as exc:
-            raise DiscordUnavailable(
-                0, f"cannot reach Midjourney's region editor at {base}: {type(exc).__name__}"
-            ) from None
-        if response.status_code >= 400:
-            raise DiscordHTTPError(response.status_code, f"HTTP {response.status_code} from the region editor")
-
     # --- the machinery ------------------------------------------------------------------------------------
 
     @staticmethod
     def route_key(method: str, path: str) -> str:
         """The rate-limit route: ids in major positions (channel, guild) kept, others folded."""
-
-        def fold(match: re.Match[str]) -> str:
-            before = path[: match.start()].rsplit("/", 1)[-1]
-            return match.group(0) if before in _MAJOR else "/{id}"
-
-        return f"{method} {_ID_IN_PATH.sub(fold, path)}"
+        return route_key(method, path)
 
     async def _respect_limits(self, route: str) -> None:
-        now = time.monotonic()
-        wait = max(self._global_until, self._route_until.get(route, 0.0)) - now
-        bucket_id = self._route_bucket.get(route)
-        bucket = self._buckets.get(bucket_id) if bucket_id else None
-        if bucket and bucket.remaining == 0 and bucket.reset_at > now:
-            wait = max(wait, bucket.reset_at - now)
+        wait = self.limits.wait_before(route)
         if wait > 0:
             log.info("rate limit: waiting %.2fs before %s", wait, route)
-            await anyio.sleep(min(wait, self._max_wait))
-
-    def _learn_limits(self, route: str, response: httpx2.Response) -> None:
-        headers = response.headers
-        bucket_id = headers.get("x-ratelimit-bucket")
-        if not bucket_id:
-            return
-        self._route_bucket[route] = bucket_id
-        bucket = self._buckets.setdefault(bucket_id, _Bucket())
-        try:
-            bucket.remaining = int(headers.get("x-ratelimit-remaining", "1"))
-            bucket.reset_at = time.monotonic() + float(headers.get("x-ratelimit-reset-after", "0"))
-        except ValueError:
-            pass
+            await self._sleep(min(wait, self._max_wait))
 
     async def request(
         self,
@@ -315,7 +277,7 @@ class DiscordRest:
                     raise DiscordUnavailable(
                         0, f"cannot reach Discord at {self.api_base}: {type(exc).__name__}"
                     ) from None
-                await anyio.sleep(self._backoff(attempt))
+                await self._sleep(self._backoff(attempt))
                 continue
             except httpx2.HTTPError as exc:
                 failure = DiscordUnavailable(0, f"request to Discord failed: {type(exc).__name__}")
@@ -324,13 +286,13 @@ class DiscordRest:
                     return None
                 continue
 
-            self._learn_limits(route, response)
+            self.limits.learn(route, response.headers)
             status = response.status_code
             if status == 429:
-                delay = self._rate_limited(route, response)
+                delay = self.limits.limited(route, response)
                 if attempt > self._max_retries + 4 or delay > self._max_wait:
                     raise DiscordUnavailable(429, f"Discord rate limit: retry after {delay:.0f}s")
-                log.warning("429 on %s (%s): retrying in %.2fs", route, self._scope(response), delay)
+                log.warning("429 on %s (%s): retrying in %.2fs", route, scope(response), delay)
                 continue
             if status >= 500:
                 failure = DiscordUnavailable(status, f"Discord kept failing with HTTP {status}")
@@ -361,48 +323,8 @@ class DiscordRest:
                 return True
         if attempt > self._max_retries:
             raise failure
-        await anyio.sleep(self._backoff(attempt))
+        await self._sleep(self._backoff(attempt))
         return False
-
-    def _rate_limited(self, route: str, response: httpx2.Response) -> float:
-        """Read a 429 and record how long its scope must wait; returns the delay in seconds."""
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
-        headers = response.headers
-        value: Any = body.get("retry_after") if isinstance(body, dict) else None
-        if value is None:
-            value = headers.get("retry-after")
-        try:
-            delay = max(0.0, float(value))
-        except (TypeError, ValueError):
-            delay = -1.0
-        until = time.monotonic()
-        if not isinstance(body, dict):
-            # An HTML 429 is Cloudflare, not Discord: it blocks every request from here, so wait globally, and
-            # without a Retry-After wait a good while.
-            delay = delay if delay >= 0 else 5.0
-            self._global_until = max(self._global_until, until + delay)
-            return delay
-        delay = delay if delay >= 0 else 1.0
-        if body.get("global") or headers.get("x-ratelimit-global") or headers.get("x-ratelimit-scope") == "global":
-            self._global_until = max(self._global_until, until + delay)
-            return delay
-        bucket_id = headers.get("x-ratelimit-bucket")
-        bucket = self._buckets.get(bucket_id) if bucket_id else None
-        if bucket is not None:
-            bucket.remaining = 0
-            bucket.reset_at = max(bucket.reset_at, until + delay)
-        else:
-            self._route_until[route] = until + delay
-        return delay
-
-    @staticmethod
-    def _scope(response: httpx2.Response) -> str:
-        return response.headers.get(
-            "x-ratelimit-scope", "html" if "html" in response.headers.get("content-type", "") else "?"
-        )
 
     @staticmethod
     def _backoff(attempt: int) -> float:

@@ -10,6 +10,7 @@ from ..config import AccountSettings, Settings
 from ..discord.gateway import Gateway
 from ..discord.rest import DiscordHTTPError, DiscordRest
 from ..midjourney import CommandNotFound, attachment_ref, find_command
+from .prefilter import FramePrefilter
 
 # How long an account Midjourney held (captcha, moderation, billing) rests before it is tried again.
 PROBLEM_RETRY_SECONDS = 300.0
@@ -46,14 +47,17 @@ class Account:
             interaction_interval=settings.interaction_interval,
             transport=transport,
         )
+        # The engine's rule for frames it would drop anyway, handed to the gateway (which knows no Midjourney).
+        self.prefilter = FramePrefilter(
+            spec.channel_id, authors=authors, wanted_events=wanted_events, user_id=lambda: self.gateway.user_id
+        )
         self.gateway = Gateway(
             self.rest,
             spec.token,
             on_dispatch=lambda event, data: dispatch(self, event, data),
             on_ready=lambda reconnected: on_ready(self, reconnected),
             wanted_events=wanted_events,
-            channel_id=spec.channel_id,
-            authors=authors,
+            prefilter=self.prefilter.skips,
         )
         self.application_id = settings.application_id
         self.active = 0  # jobs of ours in flight on Discord for this account
@@ -114,7 +118,7 @@ class Account:
     def keep(self, *ids: str | None) -> None:
         """Follow messages that do not name our user (another user's job looked up by id, its job uuid): the
         gateway's pre-filter must never skip their frames."""
-        self.gateway.keep(*ids)
+        self.prefilter.keep(*ids)
 
     @property
     def usable(self) -> bool:

@@ -13,11 +13,12 @@ import anyio
 from .. import midjourney as mj
 from ..config import Settings
 from ..discord.gateway import GatewayFatal
-from ..discord.rest import DiscordHTTPError, InvalidRequest
+from ..discord.rest import InvalidRequest
 from ..discord.snowflake import make_snowflake
 from ..midjourney.results import Modal
 from .accounts import Account, AccountError
 from .errors import EngineError
+from .inpaint import InpaintError, submit_region
 from .store import ButtonPress, Job, JobStore, SlashCommand
 
 log = logging.getLogger(__name__)
@@ -116,16 +117,10 @@ class Sender:
                     "Vary (Region) needs the region to change: pass region=[left, top, right, bottom] (fractions "
                     "0-1 of the image) or mask_path (a PNG whose white pixels mark the region)."
                 )
-            payload = {
-                "customId": modal.custom_id,
-                "mask": mask_png_b64,
-                "prompt": prompt,
-                "userId": "0",
-                "username": "0",
-            }
+            payload = mj.inpaint_payload(custom_id=modal.custom_id, mask_png_b64=mask_png_b64, prompt=prompt)
             try:
-                await account.rest.inpaint(self.settings.inpaint_base, payload)
-            except DiscordHTTPError as exc:
+                await submit_region(account.rest.client, self.settings.inpaint_base, payload)
+            except InpaintError as exc:
                 raise EngineError(f"Midjourney's region editor refused the job: {exc}") from None
             return
         inputs = {modal.inputs[0][0]: prompt} if modal.inputs else {}

@@ -27,6 +27,7 @@ from mcp_midjourney.midjourney.commands import (
     slash_command,
 )
 from mcp_midjourney.midjourney.embeds import EmbedVerdict, account_advice, classify_embeds
+from mcp_midjourney.midjourney.inpaint import inpaint_payload, inpaint_submit_url
 from mcp_midjourney.midjourney.parse import (
     Content,
     is_progress_attachment,
@@ -54,6 +55,8 @@ __all__ = [
     "find_command",
     "grid_image_urls",
     "imagine_options",
+    "inpaint_payload",
+    "inpaint_submit_url",
     "is_progress_attachment",
     "message_job_uuid",
     "modal_submit",

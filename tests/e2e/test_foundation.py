@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import anyio
@@ -170,11 +169,11 @@ async def test_rejected_token_is_a_clear_error(sim, server_log: Path) -> None:
 async def test_waits_are_bounded_and_a_cancelled_call_leaves_the_job_running(sim, server_log: Path) -> None:
     sim.set_job_duration(3.0)
     async with spawn(sim, server_log) as client:
-        started = time.monotonic()
         quick = data(await client.call_tool("imagine", {"prompt": "a slow painting", "wait_seconds": 0.5}))
-        elapsed = time.monotonic() - started
         assert quick["status"] in ("queued", "in_progress")
-        assert elapsed < 0.5 + 1.5, f"a 0.5 s wait took {elapsed:.2f} s"
+        # The call ended on its wait, not on the job: Midjourney is still at work on it (a 3 s job).
+        job = sim.job_of(quick["message_id"])
+        assert job is not None and sim.job_states()[job] in ("queued", "running")
         assert "get_message" in quick["next"]
 
         # Cancel a call as a client does when it gives up; the job must go on and be found later.

@@ -1,7 +1,11 @@
-"""The gateway's pre-filter: message dispatches the engine would drop (another channel; a bot message naming
-someone and never us) are skipped before `json.loads`, only in Discord's compact layout, with the sequence
-number and the event count kept as if parsed; everything else is parsed in full. The property test checks
-that, over frames built from the real captures, the engine ends in the same state with the filter as without.
+"""The frame pre-filter, in two parts and their wiring.
+
+`FramePrefilter` (the engine's rule) on raw frames: message dispatches the engine would drop (another channel; a
+message naming someone and never us; an event nobody wants) are skipped, everything else is read. The gateway's
+side with a stub pre-filter: only dispatches in Discord's compact layout are offered, READY and RESUMED never,
+and a skipped frame is never parsed while its sequence number and the event count are kept. The property test
+checks that, over frames built from the real captures, the engine ends in the same state with the filter as
+without.
 """
 
 from __future__ import annotations
@@ -9,18 +13,20 @@ from __future__ import annotations
 import copy
 import json
 import re
-from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any, cast
 
+import anyio
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-import mcp_midjourney.discord.gateway as gateway_module
 from mcp_midjourney.config import Settings
 from mcp_midjourney.discord.gateway import Gateway
 from mcp_midjourney.engine.engine import BOT_IDS, WANTED_EVENTS, Engine
+from mcp_midjourney.engine.prefilter import KEPT_IDS, FramePrefilter
 from mcp_midjourney.engine.store import Job
 from mcp_midjourney.midjourney import normalise_prompt
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, NIJI_BOT_ID
@@ -38,20 +44,6 @@ BOT = {"id": MIDJOURNEY_BOT_ID, "username": "Midjourney Bot", "bot": True}
 Calls = list[tuple[str, dict[str, Any]]]
 
 
-def make_gateway(*, user_id: str | None = ME, channel_id: str | None = CHANNEL, **kwargs: Any) -> tuple[Gateway, Calls]:
-    calls: Calls = []
-    gateway = Gateway(
-        None,  # type: ignore[arg-type]  # no connection is made: frames are handed over directly
-        SecretStr(TOKEN),
-        on_dispatch=lambda event, data: calls.append((event, data)),
-        wanted_events=WANTED_EVENTS,
-        channel_id=channel_id,
-        **kwargs,
-    )
-    gateway.user_id = user_id
-    return gateway, calls
-
-
 def frame(event: str, data: dict[str, Any], seq: int = 7, layout: str = "compact") -> str:
     """A dispatch as text: Discord's compact t,s,op,d layout, or another key order, or with spaces."""
     if layout == "compact":
@@ -60,6 +52,10 @@ def frame(event: str, data: dict[str, Any], seq: int = 7, layout: str = "compact
         return json.dumps({"op": 0, "t": event, "s": seq, "d": data}, separators=(",", ":"), ensure_ascii=False)
     assert layout == "spaced"
     return json.dumps({"t": event, "s": seq, "op": 0, "d": data})
+
+
+def ready(user_id: str = ME, seq: int = 1) -> str:
+    return frame("READY", {"session_id": "s", "user": {"id": user_id}}, seq=seq)
 
 
 def message(content: str, *, channel: str = CHANNEL, **extra: Any) -> dict[str, Any]:
@@ -75,45 +71,28 @@ def message(content: str, *, channel: str = CHANNEL, **extra: Any) -> dict[str, 
     }
 
 
-@pytest.fixture
-def loads_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every text the gateway module hands to `json.loads`."""
-    seen: list[str] = []
-    real = json.loads
-
-    def counting(text: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(text)
-        return real(text, *args, **kwargs)
-
-    monkeypatch.setattr(gateway_module, "json", SimpleNamespace(loads=counting, dumps=json.dumps))
-    return seen
+def engine_rule(
+    *, channel_id: str | None = CHANNEL, user_id: str | None = ME, authors: frozenset[str] = frozenset()
+) -> FramePrefilter:
+    return FramePrefilter(channel_id, authors=authors, wanted_events=WANTED_EVENTS, user_id=lambda: user_id)
 
 
-# --- skipped ---------------------------------------------------------------------------------------------------
+def skips(rule: FramePrefilter, event: str, data: dict[str, Any]) -> bool:
+    return rule.skips(event, frame(event, data))
+
+
+# --- the engine's rule, on raw frames ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("event", ["MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"])
-def test_a_message_in_another_channel_is_skipped_unparsed(event: str, loads_calls: list[str]) -> None:
-    gateway, calls = make_gateway()
-    data = message(f"**a cat** - <@{ME}> (fast)", channel=OTHER_CHANNEL)
-    gateway.handle_frame(frame(event, data, seq=12))
-    assert calls == [] and loads_calls == []
-    assert gateway.frames_skipped == 1 and gateway.events_received == 1 and gateway.seq == 12
+def test_a_message_in_another_channel_is_skipped(event: str) -> None:
+    assert skips(engine_rule(), event, message(f"**a cat** - <@{ME}> (fast)", channel=OTHER_CHANNEL))
 
 
 @pytest.mark.parametrize("event", ["MESSAGE_CREATE", "MESSAGE_UPDATE"])
 @pytest.mark.parametrize("mention", [f"<@{OTHER}>", f"<@!{OTHER}>"])
-def test_another_users_bot_message_in_our_channel_is_skipped_unparsed(
-    event: str, mention: str, loads_calls: list[str]
-) -> None:
-    gateway, calls = make_gateway()
-    data = message(f"**a dog** - {mention} (42%) (fast)", mentions=[{"id": OTHER}])
-    gateway.handle_frame(frame(event, data, seq=3))
-    assert calls == [] and loads_calls == []
-    assert gateway.frames_skipped == 1 and gateway.events_received == 1 and gateway.seq == 3
-
-
-# --- parsed ----------------------------------------------------------------------------------------------------
+def test_another_users_bot_message_in_our_channel_is_skipped(event: str, mention: str) -> None:
+    assert skips(engine_rule(), event, message(f"**a dog** - {mention} (42%) (fast)", mentions=[{"id": OTHER}]))
 
 
 @pytest.mark.parametrize(
@@ -136,80 +115,188 @@ def test_another_users_bot_message_in_our_channel_is_skipped_unparsed(
     ],
 )
 @pytest.mark.parametrize("event", ["MESSAGE_CREATE", "MESSAGE_UPDATE"])
-def test_our_messages_are_parsed_and_dispatched(event: str, data: dict[str, Any], loads_calls: list[str]) -> None:
-    gateway, calls = make_gateway()
-    gateway.handle_frame(frame(event, data))
-    assert calls == [(event, data)]
-    assert len(loads_calls) == 1 and gateway.frames_skipped == 0 and gateway.events_received == 1
+def test_our_messages_are_read(event: str, data: dict[str, Any]) -> None:
+    assert not skips(engine_rule(), event, data)
 
 
 @pytest.mark.parametrize("extra", [{}, {"note": f"<@{OTHER}>"}], ids=["as Discord sends it", "naming someone"])
-def test_a_delete_in_our_channel_is_parsed_and_dispatched(extra: dict[str, Any]) -> None:
-    gateway, calls = make_gateway()
+def test_a_delete_in_our_channel_is_read(extra: dict[str, Any]) -> None:
     data = {"id": "555000000000009001", "channel_id": CHANNEL, "guild_id": "555000000000000200", **extra}
-    gateway.handle_frame(frame("MESSAGE_DELETE", data))
-    assert calls == [("MESSAGE_DELETE", data)] and gateway.frames_skipped == 0
+    assert not skips(engine_rule(), "MESSAGE_DELETE", data)
 
 
-@pytest.mark.parametrize("layout", ["reordered", "spaced"])
+def test_events_nobody_wants_are_skipped_and_wanted_ones_that_are_not_messages_are_read() -> None:
+    rule = engine_rule()
+    for event in ("MESSAGE_REACTION_ADD", "PRESENCE_UPDATE", "TYPING_START", "MESSAGE_ACK"):
+        assert skips(rule, event, {"channel_id": CHANNEL, "user_id": OTHER}), event
+    interaction = {"id": "555000000000009100", "nonce": "2", "channel_id": OTHER_CHANNEL}
+    assert not skips(rule, "INTERACTION_SUCCESS", interaction)  # another channel, but not a message: read
+
+
+def test_a_person_chatting_in_our_channel_is_skipped_but_not_a_reply_to_the_bot() -> None:
+    rule = engine_rule(authors=frozenset({MIDJOURNEY_BOT_ID}))
+    person = {"id": THIRD, "username": "someone"}
+    assert skips(rule, "MESSAGE_CREATE", message("what a nice grid", author=person))
+    # The reply carries the bot's id (the engine drops it by author); an update may be partial: both are read.
+    reply = message("nice", author=person, referenced_message=message("**glass** - Image #1"))
+    assert not skips(rule, "MESSAGE_CREATE", reply)
+    assert not skips(rule, "MESSAGE_UPDATE", message("what a nice grid (edited)", author=person))
+    assert not skips(rule, "MESSAGE_CREATE", message("**a prompt** - Image #2"))
+
+
+def test_without_a_user_id_the_mention_rule_skips_nothing_but_the_channel_rule_holds() -> None:
+    rule = engine_rule(user_id=None)
+    assert not skips(rule, "MESSAGE_CREATE", message(f"**a dog** - <@{OTHER}> (fast)"))
+    assert skips(rule, "MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL))
+
+
+def test_the_user_id_is_read_when_a_frame_comes_not_when_the_rule_is_made() -> None:
+    session: dict[str, str | None] = {"user": None}  # as a gateway's user id before and after READY
+    rule = FramePrefilter(CHANNEL, wanted_events=WANTED_EVENTS, user_id=lambda: session["user"])
+    theirs = message(f"**a dog** - <@{OTHER}> (fast)")
+    assert not skips(rule, "MESSAGE_CREATE", theirs)
+    session["user"] = ME
+    assert skips(rule, "MESSAGE_CREATE", theirs)
+
+
+@pytest.mark.parametrize("channel_id", [None, "", "12 34", "١٢٣"])
+def test_without_a_usable_channel_id_nothing_is_skipped(channel_id: str | None) -> None:
+    rule = engine_rule(channel_id=channel_id)
+    for data in (message("x", channel=OTHER_CHANNEL), message(f"**a dog** - <@{OTHER}> (fast)")):
+        assert not skips(rule, "MESSAGE_CREATE", data)
+    assert not skips(rule, "PRESENCE_UPDATE", {"user": {"id": OTHER}})
+
+
+def test_without_wanted_events_every_event_is_offered_to_the_message_rules() -> None:
+    rule = FramePrefilter(CHANNEL, user_id=lambda: ME)
+    assert not skips(rule, "PRESENCE_UPDATE", {"user": {"id": OTHER}})
+    assert skips(rule, "MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL))
+
+
+def test_a_followed_message_of_another_user_is_read() -> None:
+    rule = engine_rule()
+    followed = message(f"**a stranger's lighthouse** - <@{OTHER}> (31%) (fast)", id="555000000000009101")
+    uuid = "1a2b3c4d-0000-4000-8000-00000000beef"
+    result = message(f"**a stranger's lighthouse** - <@{OTHER}> (fast)", id="555000000000009102")
+    result["attachments"] = [{"id": "2", "filename": f"stranger_{uuid}.png", "url": f"https://cdn.example/{uuid}.png"}]
+    assert skips(rule, "MESSAGE_UPDATE", followed) and skips(rule, "MESSAGE_CREATE", result)
+    rule.keep(followed["id"], uuid)
+    assert not skips(rule, "MESSAGE_UPDATE", followed) and not skips(rule, "MESSAGE_CREATE", result)
+    stranger = message(f"**something else** - <@{OTHER}> (12%) (fast)", id="555000000000009103")
+    assert skips(rule, "MESSAGE_UPDATE", stranger)  # nobody follows it
+
+
+def test_only_ids_are_kept_and_only_the_most_recent() -> None:
+    rule = engine_rule()
+    junk = message(f"**12 not-an-id** - <@{OTHER}> (fast)")
+    rule.keep(None, "", "12", "not-an-id")  # too short to be unique in a frame, or not an id at all
+    assert skips(rule, "MESSAGE_CREATE", junk)
+    ids = [f"7770000000000{i:05d}" for i in range(KEPT_IDS + 36)]
+    rule.keep(*ids)
+    named = [skips(rule, "MESSAGE_UPDATE", message(f"<@{OTHER}>", id=value)) for value in ids]
+    assert named == [True] * 36 + [False] * KEPT_IDS  # the oldest were forgotten
+
+
+CAPTURED = load_fixture("captured", "gateway-message-create-imagine-waiting-to-start.json")
+CAPTURED_RAW = json.dumps(CAPTURED, separators=(",", ":"), ensure_ascii=False)
+CAPTURED_USER = CAPTURED["d"]["mentions"][0]["id"]
+CAPTURED_CHANNEL = CAPTURED["d"]["channel_id"]
+
+
 @pytest.mark.parametrize(
-    "data",
-    [message("**a cat** - <@555000000000000002> (fast)"), message("**a cat** (fast)", channel=OTHER_CHANNEL)],
-    ids=["another user's", "another channel"],
+    ("channel", "user", "skipped"),
+    [
+        (CAPTURED_CHANNEL, CAPTURED_USER, False),  # our job's first reply
+        (CAPTURED_CHANNEL, ME, True),  # someone else's job in our channel
+        (OTHER_CHANNEL, CAPTURED_USER, True),  # another channel
+    ],
+    ids=["ours", "another user's", "another channel"],
 )
-def test_any_other_layout_is_parsed_in_full(layout: str, data: dict[str, Any], loads_calls: list[str]) -> None:
-    gateway, calls = make_gateway()
-    gateway.handle_frame(frame("MESSAGE_CREATE", data, seq=9, layout=layout))
-    assert calls == [("MESSAGE_CREATE", data)] and len(loads_calls) == 1
-    assert gateway.frames_skipped == 0 and gateway.seq == 9
+def test_a_captured_frame(channel: str, user: str, skipped: bool) -> None:
+    rule = FramePrefilter(channel, authors=BOT_IDS, wanted_events=WANTED_EVENTS, user_id=lambda: user)
+    assert rule.skips("MESSAGE_CREATE", CAPTURED_RAW) is skipped
+
+
+# --- the gateway's side, with a stub pre-filter -----------------------------------------------------------------
+
+
+class Stub:
+    """A pre-filter that skips what `rule` says and records what it was offered."""
+
+    def __init__(self, rule: Callable[[str, str], bool] = lambda event, raw: True) -> None:
+        self.rule = rule
+        self.offered: list[tuple[str, str]] = []
+
+    def __call__(self, event: str, raw: str) -> bool:
+        self.offered.append((event, raw))
+        return self.rule(event, raw)
+
+
+def stub_gateway(stub: Stub | None) -> tuple[Gateway, Calls]:
+    calls: Calls = []
+    gateway = Gateway(
+        None,  # type: ignore[arg-type]  # no connection is made: frames are handed over directly
+        SecretStr(TOKEN),
+        on_dispatch=lambda event, data: calls.append((event, data)),
+        wanted_events=WANTED_EVENTS,
+        prefilter=stub,
+    )
+    return gateway, calls
+
+
+def test_a_skipped_frame_is_never_parsed_but_counted_with_its_sequence() -> None:
+    stub = Stub()
+    gateway, calls = stub_gateway(stub)
+    raw = frame("MESSAGE_CREATE", message("x"), seq=12)
+    truncated = raw[: len(raw) // 2]  # not JSON past the prefix: parsing it would count a malformed frame
+    gateway.handle_frame(truncated)
+    assert stub.offered == [("MESSAGE_CREATE", truncated)] and calls == []
+    assert gateway.frames_skipped == 1 and gateway.events_received == 1 and gateway.seq == 12
+    assert gateway.malformed_frames == 0
+
+
+def test_a_frame_the_prefilter_lets_through_is_parsed_and_dispatched() -> None:
+    stub = Stub(lambda event, raw: False)
+    gateway, calls = stub_gateway(stub)
+    data = message("x")
+    gateway.handle_frame(frame("MESSAGE_UPDATE", data, seq=4))
+    assert calls == [("MESSAGE_UPDATE", data)] and len(stub.offered) == 1
+    assert gateway.frames_skipped == 0 and gateway.events_received == 1 and gateway.seq == 4
 
 
 @pytest.mark.parametrize(
     "raw",
     [
-        # Not the prefix the filter knows (or an event it passes): a leading space, a sequence JSON would reject.
-        frame("INTERACTION_SUCCESS", {"id": "1", "nonce": "2", "channel_id": OTHER_CHANNEL}),
-        " " + frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)),
-        frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)).replace('"s":7', '"s":07'),
-        frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)).replace('"op":0', '"op":0.0'),
+        frame("MESSAGE_CREATE", message("x"), layout="reordered"),
+        frame("MESSAGE_CREATE", message("x"), layout="spaced"),
+        " " + frame("MESSAGE_CREATE", message("x")),
+        frame("MESSAGE_CREATE", message("x")).replace('"s":7', '"s":07'),
+        frame("MESSAGE_CREATE", message("x")).replace('"op":0', '"op":0.0'),
+        '{"t":"MESSAGE_CREATE","s":7,"op":0,"d":[]}',
+        '{"op":11}',
     ],
-    ids=["interaction", "leading space", "leading zero", "op as float"],
+    ids=["reordered", "spaced", "leading space", "leading zero", "op as float", "d not an object", "ack"],
 )
-def test_frames_outside_the_known_prefix_are_never_skipped(raw: str, loads_calls: list[str]) -> None:
-    gateway, _ = make_gateway()
+def test_frames_outside_the_compact_dispatch_layout_are_never_offered(raw: str) -> None:
+    stub = Stub()
+    gateway, _ = stub_gateway(stub)
     gateway.handle_frame(raw)
-    assert gateway.frames_skipped == 0 and loads_calls == [raw]
+    assert stub.offered == [] and gateway.frames_skipped == 0
 
 
-def test_events_nobody_wants_are_skipped_unparsed(loads_calls: list[str]) -> None:
-    gateway, calls = make_gateway()
-    for event in ("MESSAGE_REACTION_ADD", "PRESENCE_UPDATE", "TYPING_START", "MESSAGE_ACK"):
-        gateway.handle_frame(frame(event, {"channel_id": CHANNEL, "user_id": OTHER}))
-    assert gateway.frames_skipped == 4 and gateway.events_received == 4 and loads_calls == [] and calls == []
-    ready = frame("READY", {"session_id": "s", "user": {"id": ME}}, seq=1)
-    gateway.handle_frame(ready)
-    assert loads_calls == [ready] and gateway.session_id == "s"  # READY and RESUMED are always read
-
-
-def test_a_person_chatting_in_our_channel_is_skipped_but_not_a_reply_to_the_bot(loads_calls: list[str]) -> None:
-    gateway, calls = make_gateway(authors=frozenset({MIDJOURNEY_BOT_ID}))
-    person = {"id": THIRD, "username": "someone"}
-    gateway.handle_frame(frame("MESSAGE_CREATE", message("what a nice grid", author=person)))
-    assert gateway.frames_skipped == 1 and calls == []
-    reply = message("nice", author=person, referenced_message=message("**glass** - Image #1"))
-    edited = message("what a nice grid (edited)", author=person)
-    for raw in (frame("MESSAGE_CREATE", reply), frame("MESSAGE_UPDATE", edited)):
-        gateway.handle_frame(raw)
-    # The reply carries the bot's id (the engine drops it by author); an update may be partial: both are read.
-    assert gateway.frames_skipped == 1 and [event for event, _ in calls] == ["MESSAGE_CREATE", "MESSAGE_UPDATE"]
-    bot_without_mention = message("**a prompt** - Image #2")
-    gateway.handle_frame(frame("MESSAGE_CREATE", bot_without_mention))
-    assert gateway.frames_skipped == 1 and len(calls) == 3
+def test_ready_and_resumed_are_never_offered_and_ready_starts_the_sequence_anew() -> None:
+    stub = Stub()
+    gateway, _ = stub_gateway(stub)
+    gateway.handle_frame(frame("MESSAGE_CREATE", message("x"), seq=40))
+    gateway.handle_frame(ready(seq=1))
+    assert gateway.seq == 1 and gateway.user_id == ME and gateway.session_id == "s" and gateway.ready
+    gateway.handle_frame(frame("RESUMED", {}, seq=2))
+    assert [event for event, _ in stub.offered] == ["MESSAGE_CREATE"]
 
 
 def test_seq_advances_for_skipped_frames_and_never_moves_back() -> None:
-    gateway, calls = make_gateway()
-    elsewhere = message("**a cat** (fast)", channel=OTHER_CHANNEL)
+    gateway, calls = stub_gateway(Stub(lambda event, raw: "elsewhere" in raw))
+    elsewhere = message("elsewhere")
     gateway.handle_frame(frame("MESSAGE_CREATE", elsewhere, seq=5))
     assert gateway.seq == 5
     gateway.handle_frame(frame("MESSAGE_UPDATE", elsewhere, seq=3))  # late: must not move it back
@@ -221,69 +308,67 @@ def test_seq_advances_for_skipped_frames_and_never_moves_back() -> None:
     assert gateway.frames_skipped == 3 and gateway.events_received == 4 and len(calls) == 1
 
 
-def test_ready_after_skipped_frames_starts_the_sequence_anew() -> None:
-    gateway, _ = make_gateway()
-    gateway.handle_frame(frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL), seq=40))
-    gateway.handle_frame(frame("READY", {"session_id": "s", "user": {"id": ME}}, seq=1))
-    assert gateway.seq == 1 and gateway.user_id == ME
-
-
-def test_without_a_user_id_the_mention_rule_skips_nothing() -> None:
-    gateway, calls = make_gateway(user_id=None)
-    theirs = message(f"**a dog** - <@{OTHER}> (fast)")
-    gateway.handle_frame(frame("MESSAGE_CREATE", theirs))
-    assert calls == [("MESSAGE_CREATE", theirs)] and gateway.frames_skipped == 0
-    # The channel rule does not need it.
-    gateway.handle_frame(frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)))
-    assert gateway.frames_skipped == 1 and len(calls) == 1
-
-
-@pytest.mark.parametrize("channel_id", [None, "", "12 34", "١٢٣"])
-def test_without_a_usable_channel_id_nothing_is_skipped(channel_id: str | None) -> None:
-    gateway, calls = make_gateway(channel_id=channel_id)
-    for data in (message("x", channel=OTHER_CHANNEL), message(f"**a dog** - <@{OTHER}> (fast)")):
-        gateway.handle_frame(frame("MESSAGE_CREATE", data))
-    assert len(calls) == 2 and gateway.frames_skipped == 0
-
-
-def test_the_prefilter_can_be_switched_off() -> None:
-    gateway, calls = make_gateway(prefilter=False)
-    for data in (message("x", channel=OTHER_CHANNEL), message(f"**a dog** - <@{OTHER}> (fast)")):
-        gateway.handle_frame(frame("MESSAGE_CREATE", data))
-    assert len(calls) == 2 and gateway.frames_skipped == 0
+def test_without_a_prefilter_every_frame_is_parsed_and_it_can_be_removed_later() -> None:
+    stub = Stub()
+    gateway, calls = stub_gateway(None)
+    gateway.handle_frame(frame("MESSAGE_CREATE", message("x")))
+    gateway.prefilter = stub
+    gateway.handle_frame(frame("MESSAGE_CREATE", message("y")))
+    gateway.prefilter = None
+    gateway.handle_frame(frame("MESSAGE_CREATE", message("z")))
+    assert [data["content"] for _, data in calls] == ["x", "z"] and gateway.frames_skipped == 1
 
 
 def test_handle_frame_returns_the_ops_the_read_loop_must_answer() -> None:
-    gateway, _ = make_gateway()
-    gateway._acked[0] = False
+    gateway, _ = stub_gateway(Stub())
+    assert gateway.last_ack is None
     assert gateway.handle_frame('{"op":11}') is None
-    assert gateway._acked[0] is True and gateway.last_ack is not None
+    assert gateway.last_ack is not None
     for op in (1, 7, 9):
         assert gateway.handle_frame(json.dumps({"op": op, "d": None})) == {"op": op, "d": None}
     assert gateway.handle_frame('{"op":10,"d":{}}') is None
     assert gateway.handle_frame("not json") is None and gateway.malformed_frames == 1
 
 
-def our_engine() -> Engine:
-    """An engine with one account on CHANNEL whose gateway knows our user id (as READY would have set it)."""
-    engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL))
-    engine.accounts[0].gateway.user_id = ME
+# --- the wiring: an account hands the engine's rule to its gateway ---------------------------------------------
+
+
+def our_engine(transport: httpx2.AsyncBaseTransport | None = None) -> Engine:
+    """An engine with one account on CHANNEL whose gateway got READY for our user."""
+    engine = Engine(Settings(token=SecretStr(TOKEN), guild_id=None, channel_id=CHANNEL), transport=transport)
+    engine.accounts[0].gateway.handle_frame(ready())
     return engine
 
 
-def test_an_accounts_gateway_knows_its_channel() -> None:
-    gateway = our_engine().accounts[0].gateway
-    gateway.handle_frame(frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)))
-    assert gateway.frames_skipped == 1
+def test_an_accounts_gateway_skips_what_the_engine_would_drop() -> None:
+    account = our_engine().accounts[0]
+    gateway = account.gateway
+    theirs = message(f"**a dog** - <@{OTHER}> (fast)", id="555000000000009120")
+    for raw in (frame("MESSAGE_CREATE", message("x", channel=OTHER_CHANNEL)), frame("MESSAGE_UPDATE", theirs)):
+        gateway.handle_frame(raw)
+    assert gateway.frames_skipped == 2
+    account.keep(theirs["id"])
+    gateway.handle_frame(frame("MESSAGE_UPDATE", theirs))
+    assert gateway.frames_skipped == 2
+
+
+def engine_reading(*messages: dict[str, Any]) -> Engine:
+    """An engine whose REST answers `GET /channels/{CHANNEL}/messages/{id}` with these messages."""
+    by_id = {str(m["id"]): m for m in messages}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        found = by_id.get(request.url.path.rsplit("/", 1)[-1])
+        return httpx2.Response(200, json=found) if found else httpx2.Response(404, json={"code": 10008})
+
+    return our_engine(httpx2.MockTransport(handler))
 
 
 def test_another_users_message_the_engine_follows_is_never_skipped() -> None:
-    """A job rebuilt from another user's message (get_message on its id): its later edits must reach the engine."""
-    engine = our_engine()
-    account = engine.accounts[0]
-    gateway = account.gateway
+    """A job read back by id (get_message on another user's message): its later edits must reach the engine."""
     followed = message(f"**a stranger's lighthouse** - <@{OTHER}> (31%) (fast)", id="555000000000009101")
-    job = engine._rebuild(account, copy.deepcopy(followed))
+    engine = engine_reading(followed)
+    gateway = engine.accounts[0].gateway
+    job = anyio.run(engine.get, followed["id"])
     assert job.progress == 31
     gateway.handle_frame(frame("MESSAGE_UPDATE", followed | {"content": followed["content"].replace("31%", "77%")}))
     assert gateway.frames_skipped == 0 and job.progress == 77
@@ -295,12 +380,11 @@ def test_another_users_message_the_engine_follows_is_never_skipped() -> None:
 
 def test_the_result_of_another_users_job_the_engine_follows_is_read() -> None:
     """Its result is a new message naming only that user: the job's uuid, learned from its progress, lets it in."""
-    engine = our_engine()
-    account = engine.accounts[0]
-    gateway = account.gateway
     uuid = "1a2b3c4d-0000-4000-8000-00000000beef"
     waiting = message(f"**a stranger's harbour** - <@{OTHER}> (Waiting to start)", id="555000000000009111")
-    job = engine._rebuild(account, copy.deepcopy(waiting))  # looked up by id before Midjourney started it
+    engine = engine_reading(waiting)
+    gateway = engine.accounts[0].gateway
+    job = anyio.run(engine.get, waiting["id"])  # looked up by id before Midjourney started it
     assert job.job_uuid is None
     progress = waiting | {
         "content": f"**a stranger's harbour** - <@{OTHER}> (40%) (fast)",
@@ -316,14 +400,6 @@ def test_the_result_of_another_users_job_the_engine_follows_is_read() -> None:
     gateway.handle_frame(frame("MESSAGE_DELETE", {"id": progress["id"], "channel_id": CHANNEL}, seq=8))
     gateway.handle_frame(frame("MESSAGE_CREATE", result, seq=9))
     assert gateway.frames_skipped == 0 and job.result_message_id == result["id"] and not job.in_flight
-
-
-def test_kept_ids_are_bounded_and_only_ids() -> None:
-    gateway, _ = make_gateway()
-    gateway.keep(None, "", "12", "not-an-id")
-    assert not gateway._kept
-    gateway.keep(*(f"5550000000000{i:05d}" for i in range(100)))
-    assert len(gateway._kept) == 64 and "555000000000000099" in gateway._kept
 
 
 # --- property: the engine decides the same with the filter as without ----------------------------------------
@@ -457,6 +533,7 @@ def engine_with_jobs() -> tuple[Engine, list[Job]]:
 
 
 def run_stream(stream: list[str], *, prefilter: bool) -> tuple[Gateway, list[tuple[str, str]], list[Job]]:
+    """The stream through a gateway (with the engine's rule, or none) into a fresh engine's account."""
     engine, jobs = engine_with_jobs()
     account = engine.accounts[0]
     calls: list[tuple[str, str]] = []
@@ -465,16 +542,14 @@ def run_stream(stream: list[str], *, prefilter: bool) -> tuple[Gateway, list[tup
         calls.append((event, json.dumps(data, sort_keys=True)))
         engine.dispatch_from(account, event, data)
 
+    rule = FramePrefilter(CHANNEL, authors=BOT_IDS, wanted_events=WANTED_EVENTS, user_id=lambda: ME)
     gateway = Gateway(
         None,  # type: ignore[arg-type]
         SecretStr(TOKEN),
         on_dispatch=dispatch,
         wanted_events=WANTED_EVENTS,
-        channel_id=CHANNEL,
-        authors=BOT_IDS,
-        prefilter=prefilter,
+        prefilter=rule.skips if prefilter else None,
     )
-    gateway.user_id = ME
     for raw in stream:
         gateway.handle_frame(raw)
     return gateway, calls, jobs

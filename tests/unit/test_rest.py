@@ -1,9 +1,13 @@
-"""The REST client against a mock transport: rate limits, retries, typed errors, no token in errors."""
+"""The REST client against a mock transport: rate limits, retries, typed errors, no token in errors.
+
+Time is virtual (`VirtualClock`): the tests assert what the client waited and when each request went out.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
+from typing import Any
 
 import httpx2
 import pytest
@@ -18,17 +22,21 @@ from mcp_midjourney.discord.rest import (
     Unauthorized,
 )
 from tests.conftest import load_fixture
+from tests.unit.virtual_time import VirtualClock
 
 pytestmark = pytest.mark.anyio
 TOKEN = "made-up-token-for-tests.XXXXXXXX"
 
 
-def client(handler, **kwargs) -> DiscordRest:
+def client(handler: Any, clock: VirtualClock | None = None, **kwargs: Any) -> DiscordRest:
+    clock = clock or VirtualClock()
     return DiscordRest(
         "http://discord.test/api/v9",
         SecretStr(TOKEN),
         transport=httpx2.MockTransport(handler),
         interaction_interval=kwargs.pop("interaction_interval", 0.0),
+        clock=clock,
+        sleep=clock.sleep,
         **kwargs,
     )
 
@@ -50,41 +58,46 @@ async def test_interaction_sends_the_bare_token_and_returns_on_204() -> None:
 
 async def test_429_waits_retry_after_then_retries() -> None:
     body = load_fixture("discord-docs", "rest-429-user-scope.json")
-    calls = []
+    clock = VirtualClock()
+    calls: list[float] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        calls.append(time.monotonic())
+        calls.append(clock.now)
         if len(calls) == 1:
             payload = dict(body.get("body", body)) if isinstance(body, dict) else {}
             payload["retry_after"] = 0.2
             return httpx2.Response(429, json=payload, headers={"X-RateLimit-Scope": "user"})
         return httpx2.Response(200, json={"url": "wss://gateway.test"})
 
-    rest = client(handler)
+    rest = client(handler, clock)
     assert await rest.gateway_url() == "wss://gateway.test"
-    assert len(calls) == 2
-    assert calls[1] - calls[0] >= 0.19
+    assert clock.sleeps == [pytest.approx(0.2)]
+    assert calls[1] - calls[0] == pytest.approx(0.2)
 
 
 async def test_bucket_with_no_remaining_waits_for_reset() -> None:
-    calls = []
+    clock = VirtualClock()
+    calls: list[float] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        calls.append(time.monotonic())
+        calls.append(clock.now)
         headers = {
             "X-RateLimit-Bucket": "abc",
-            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Remaining": "0" if len(calls) == 1 else "4",
             "X-RateLimit-Reset-After": "0.25",
         }
         return httpx2.Response(200, json=[], headers=headers)
 
-    rest = client(handler)
+    rest = client(handler, clock)
     await rest.messages("111111111111111111")
     await rest.messages("111111111111111111")
-    assert calls[1] - calls[0] >= 0.2
+    await rest.messages("111111111111111111")  # the bucket has requests left now: no wait
+    assert clock.sleeps == [pytest.approx(0.25)]
+    assert calls[1] - calls[0] == pytest.approx(0.25) and calls[2] == calls[1]
 
 
-async def test_5xx_is_retried_then_reported() -> None:
+async def test_5xx_is_retried_with_growing_backoff_then_reported() -> None:
+    clock = VirtualClock()
     count = 0
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -92,12 +105,13 @@ async def test_5xx_is_retried_then_reported() -> None:
         count += 1
         return httpx2.Response(502, text="bad gateway")
 
-    rest = client(handler, max_retries=2)
-    rest._backoff = staticmethod(lambda attempt: 0.0)  # type: ignore[method-assign]
+    rest = client(handler, clock, max_retries=2)
     with pytest.raises(DiscordUnavailable) as info:
         await rest.me()
     assert count == 3
-    assert TOKEN not in str(info.value)
+    first, second = clock.sleeps  # one backoff before each retry: 0.25 s then 0.5 s, each with ±50% jitter
+    assert 0.125 <= first <= 0.375 and 0.25 <= second <= 0.75
+    assert TOKEN not in str(info.value) and "502" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -108,11 +122,11 @@ async def test_5xx_is_retried_then_reported() -> None:
         (404, {"message": "Unknown Message", "code": 10008}, NotFound),
     ],
 )
-async def test_errors_are_typed_and_never_carry_the_token(status, body, error) -> None:
+async def test_errors_are_typed_and_never_carry_the_token(status: int, body: Any, error: type[Exception]) -> None:
     rest = client(lambda request: httpx2.Response(status, json=body))
     with pytest.raises(error) as info:
         await rest.message("111111111111111111", "222222222222222222")
-    assert info.value.status == status
+    assert getattr(info.value, "status", None) == status
     assert TOKEN not in str(info.value) and TOKEN not in repr(info.value)
 
 
@@ -129,16 +143,20 @@ async def test_stale_command_version_is_recognised() -> None:
 
 
 async def test_interactions_are_paced() -> None:
-    stamps = []
+    clock = VirtualClock()
+    stamps: list[float] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        stamps.append(time.monotonic())
+        stamps.append(clock.now)
         return httpx2.Response(204)
 
-    rest = client(handler, interaction_interval=0.1)
+    rest = client(handler, clock, interaction_interval=0.1)
     for _ in range(3):
         await rest.interaction({})
-    assert stamps[1] - stamps[0] >= 0.09 and stamps[2] - stamps[1] >= 0.09
+    assert [b - a for a, b in itertools.pairwise(stamps)] == [pytest.approx(0.1)] * 2
+    clock.now += 5  # a person's pause: the next one goes at once
+    await rest.interaction({})
+    assert len(clock.sleeps) == 2
 
 
 def test_route_keys_keep_major_ids_and_fold_the_rest() -> None:

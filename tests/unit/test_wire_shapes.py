@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import httpx2
 import pytest
@@ -11,11 +10,13 @@ from pydantic import SecretStr
 
 from mcp_midjourney.config import Settings
 from mcp_midjourney.discord.gateway import identify_payload
+from mcp_midjourney.discord.ratelimit import route_key
 from mcp_midjourney.discord.rest import DiscordRest
 from mcp_midjourney.engine.engine import Engine
 from mcp_midjourney.engine.store import Job
 from mcp_midjourney.models import MIDJOURNEY_BOT_ID, JobStatus
 from tests.conftest import load_fixture
+from tests.unit.virtual_time import VirtualClock
 
 CHANNEL = "1069126859100524575"
 
@@ -34,29 +35,38 @@ def test_identify_matches_a_real_user_account_identify() -> None:
 @pytest.mark.anyio
 async def test_a_global_429_holds_every_route_until_it_passes() -> None:
     fixture = load_fixture("discord-docs", "rest-429-global.json")
+    clock = VirtualClock()
     calls: list[tuple[str, float]] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        calls.append((request.url.path, time.monotonic()))
+        calls.append((request.url.path, clock.now))
         if len(calls) == 1:
             body = copy.deepcopy(fixture["body"]) | {"retry_after": 0.3}
             return httpx2.Response(429, json=body, headers=fixture["headers"] | {"Retry-After": "1"})
         return httpx2.Response(200, json={"id": "1"})
 
     rest = DiscordRest(
-        "http://discord.test/api/v9", SecretStr("made-up-token-abcdef"), transport=httpx2.MockTransport(handler)
+        "http://discord.test/api/v9",
+        SecretStr("made-up-token-abcdef"),
+        transport=httpx2.MockTransport(handler),
+        clock=clock,
+        sleep=clock.sleep,
     )
-    async with __import__("anyio").create_task_group() as tg:
-        tg.start_soon(rest.me)
-        await __import__("anyio").sleep(0.05)
-        tg.start_soon(rest.message, CHANNEL, "1083788807800897597")
-    first, *rest_calls = calls
-    assert all(t - first[1] >= 0.29 for _path, t in rest_calls), "a global limit holds every route"
+    started = clock.now
+    await rest.me()  # the documented global 429 (scaled down to 0.3 s), then the retry once it passed
+    assert clock.sleeps == [pytest.approx(0.3)] and calls[1][1] == pytest.approx(started + 0.3)
+    # The same answer seen on /users/@me holds a request on another route as long.
+    body = copy.deepcopy(fixture["body"]) | {"retry_after": 0.3}
+    rest.limits.limited("GET /users/@me", httpx2.Response(429, json=body, headers=fixture["headers"]))
+    await rest.message(CHANNEL, "1083788807800897597")
+    assert clock.sleeps == [pytest.approx(0.3)] * 2, "a global limit holds every route"
+    assert rest.limits.wait_before(route_key("GET", f"/channels/{CHANNEL}/messages/1")) == 0.0  # and then passes
 
 
 @pytest.mark.anyio
 async def test_the_shared_scope_429_is_waited_out() -> None:
     fixture = load_fixture("discord-docs", "rest-429-shared-scope.json")
+    clock = VirtualClock()
     count = 0
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -73,9 +83,11 @@ async def test_the_shared_scope_429_is_waited_out() -> None:
         SecretStr("made-up-token-abcdef"),
         transport=httpx2.MockTransport(handler),
         interaction_interval=0,
+        clock=clock,
+        sleep=clock.sleep,
     )
     await rest.interaction({"type": 2})
-    assert count == 2
+    assert count == 2 and clock.sleeps == [pytest.approx(0.05)]  # waited once, what the body said
 
 
 def test_reconstructed_gateway_events_are_handled_quietly() -> None:
