@@ -1,7 +1,7 @@
 """Pure knowledge of the Midjourney bot: its content grammar, buttons, embeds and interaction bodies.
 
 No I/O, no asyncio: every function here is a pure function of a Discord payload (dicts as they come
-from JSON) and never raises on malformed input. See ../shared/protocol.md for the wire facts.
+from JSON) and never raises on malformed input. See docs/protocol.md for the wire facts.
 """
 
 from mcp_midjourney.midjourney.buttons import (
