@@ -347,7 +347,11 @@ class Gateway:
             if not isinstance(op, int) or isinstance(op, bool):
                 connection.close(4001, "Unknown opcode.")
             elif not connection.closing:
-                self._handle(connection, op, payload.get("d"))
+                try:
+                    self._handle(connection, op, payload.get("d"))
+                except Exception:  # a simulator bug: say so in the log, answer as Discord does a payload it rejects
+                    logger.exception("gateway: failed on op %s", op)
+                    connection.close(4002, "Error while decoding payload.")
 
     def _handle(self, connection: Connection, op: int, data: Any) -> None:
         counts = self.world.gateway_counts
@@ -372,7 +376,7 @@ class Gateway:
             counts["GUILD_SUBSCRIPTIONS"] += 1
             data = data if isinstance(data, dict) else {}
             # op 37 carries {"subscriptions": {guild_id: {...}}}; the older op 14 one guild's {...} itself.
-            wanted = data.get("subscriptions") if op == _BULK_GUILD_SUBSCRIBE else {data.get("guild_id"): data}
+            wanted = data.get("subscriptions") if op == _BULK_GUILD_SUBSCRIBE else {str(data.get("guild_id")): data}
             for update in self.members.list_updates(wanted, self._online_ids()):
                 connection.session.emit("GUILD_MEMBER_LIST_UPDATE", update)
         elif op not in _ACCEPTED_OPS:

@@ -191,7 +191,12 @@ class InteractionEndpoint:
         if value in (None, ""):
             return None
         nonce = str(value)
-        if isinstance(value, bool) or not isinstance(value, str | int) or not nonce.isdigit() or len(nonce) > 25:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, str | int)
+            or not (nonce.isascii() and nonce.isdigit())
+            or len(nonce) > 25
+        ):
             raise form_error(["nonce"], "NONCE_TYPE_INVALID", "Nonce must be a snowflake or a string of digits.")
         return nonce
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -32,6 +33,8 @@ from .messages import BOT_USER
 from .state import Account, Channel, StoredFile, World
 
 JSON = dict[str, Any]
+
+logger = logging.getLogger("mcp_midjourney.simulator")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 _GRID_IMAGE_NAMES = ("0_0.png", "0_1.png", "0_2.png", "0_3.png")
@@ -62,6 +65,9 @@ class RestApi:
                 response = await endpoint(request)
             except DiscordError as error:
                 response = error.response()
+            except Exception:  # a simulator bug met a body Discord would refuse: log it, answer as Discord would
+                logger.exception("simulator: %s failed on a request", key)
+                response = DiscordError(400, {"message": "Invalid Form Body", "code": 50035, "errors": {}}).response()
             return response if fault is None else await self._faulty(request, fault)
 
         return Route(path, counted, methods=[method], name=key)
@@ -170,7 +176,7 @@ class RestApi:
         visible = [m for m in channel.messages.values() if not m.deleted and not m.ephemeral]
         visible.sort(key=lambda m: int(m.id), reverse=True)
         for name in ("before", "after", "around"):
-            if name in query and not query[name].isdigit():
+            if name in query and not (query[name].isascii() and query[name].isdigit()):
                 raise form_error([name], "NUMBER_TYPE_COERCE", f'Value "{query[name]}" is not snowflake.')
         if "before" in query:
             page = [m for m in visible if int(m.id) < int(query["before"])][:limit]
@@ -274,7 +280,10 @@ class RestApi:
         for position, entry in enumerate(files):
             if not isinstance(entry, dict) or not entry.get("filename"):
                 raise form_error(["files", str(position), "filename"], "BASE_TYPE_REQUIRED", "This field is required")
-            if int(entry.get("file_size") or 0) > MAX_UPLOAD_BYTES:
+            size = entry.get("file_size") or 0
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise form_error(["files", str(position), "file_size"], "NUMBER_TYPE_COERCE", "Value is not int.")
+            if size > MAX_UPLOAD_BYTES:
                 raise DiscordError(400, {"message": "Request entity too large", "code": 40005})
             filename = safe_filename(str(entry["filename"]))
             upload_id = str(uuid.uuid4())
@@ -284,7 +293,7 @@ class RestApi:
             raw_id = entry.get("id", position)
             slots.append(
                 {
-                    "id": int(raw_id) if str(raw_id).isdigit() else raw_id,
+                    "id": int(raw_id) if str(raw_id).isascii() and str(raw_id).isdigit() else raw_id,
                     "upload_url": f"{self.world.base_url}/upload/{upload_filename}?upload_id={upload_token}",
                     "upload_filename": upload_filename,
                 }
