@@ -7,6 +7,7 @@ request, a task, or through `SimulatorServer`, which forwards them from any thre
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +34,8 @@ from .state import SimulatorConfig, World
 
 JSON = dict[str, Any]
 
+logger = logging.getLogger("mcp_midjourney.simulator")
+
 
 def _expose_transport(app: ASGIApp) -> ASGIApp:
     """Let the gateway (and REST faults) reach a connection's TCP transport, to drop it without a word."""
@@ -46,6 +49,14 @@ def _expose_transport(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return wrapped
+
+
+async def _guarded(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run one job or delayed answer; a bug in it is logged, never allowed to end the whole simulator."""
+    try:
+        await work()
+    except Exception:
+        logger.exception("simulator task failed (the simulator goes on)")
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -102,7 +113,7 @@ class Simulator:
     def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._group is None:
             raise RuntimeError("the simulator is not running: use `async with simulator.running()`")
-        self._group.start_soon(work)
+        self._group.start_soon(_guarded, work)
 
     async def _index(self, request: Request) -> Response:
         return JSONResponse({"simulator": "mcp-midjourney", "api": self.api_base, "gateway": self.gateway_url})

@@ -29,7 +29,7 @@ class Interaction:
     """One interaction as Discord recorded it: who, where, and what the bot's replies must point back to."""
 
     id: str
-    nonce: str
+    nonce: str | None  # None when the client sent none (Discord accepts that): its echoes then carry none
     type: int
     user: JSON
     channel: Channel
@@ -151,7 +151,9 @@ class Chat:
         """INTERACTION_CREATE / _SUCCESS / _FAILURE / _MODAL_CREATE, to the interacting account only."""
         if interaction.account is None:
             return
-        data: JSON = {"id": interaction.id, "nonce": interaction.nonce, **extra}
+        data: JSON = {"id": interaction.id, **extra}
+        if interaction.nonce is not None:
+            data["nonce"] = interaction.nonce
         self.gateway.dispatch(event, data, [interaction.account.user_id])
 
     def succeed(self, interaction: Interaction) -> None:

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from .faults import GARBAGE_FRAMES
 from .ids import session_id as new_session_id
+from .members import GuildMembers
 from .ready import ready_payload, ready_supplemental
 from .state import Account, World
 
@@ -33,9 +34,11 @@ logger = logging.getLogger("mcp_midjourney.simulator")
 
 TRANSPORT_SCOPE_KEY = "mcp_midjourney.simulator.transport"
 _REPLAY_LIMIT = 5_000
-# Opcodes a user client may send that a Midjourney simulator has no reason to act on.
 _API_VERSIONS = {"6", "7", "8", "9", "10"}
-_IGNORED_OPS = {3, 4, 8, 13, 14, 31, 34, 35, 36, 37, 40, 41}
+# Opcodes a user client may send that a Midjourney simulator accepts without acting on them (presence, voice,
+# calls, lobbies, activities...); 8 (request guild members), 14 and 37 (guild subscriptions) are answered.
+_ACCEPTED_OPS = {3, 4, 13, 31, 34, 35, 36, 40, 41}
+_REQUEST_GUILD_MEMBERS, _GUILD_SUBSCRIBE, _BULK_GUILD_SUBSCRIBE = 8, 14, 37
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
         self.ack_heartbeats = True
+        self.members = GuildMembers(world)
 
     # -- dispatching -------------------------------------------------------------------------------
 
@@ -340,10 +344,16 @@ class Gateway:
             except (ValueError, TypeError, KeyError):
                 connection.close(4002, "Error while decoding payload.")
                 continue
-            if not connection.closing:
-                self._handle(connection, op, payload.get("d"))
+            if not isinstance(op, int) or isinstance(op, bool):
+                connection.close(4001, "Unknown opcode.")
+            elif not connection.closing:
+                try:
+                    self._handle(connection, op, payload.get("d"))
+                except Exception:  # a simulator bug: say so in the log, answer as Discord does a payload it rejects
+                    logger.exception("gateway: failed on op %s", op)
+                    connection.close(4002, "Error while decoding payload.")
 
-    def _handle(self, connection: Connection, op: Any, data: Any) -> None:
+    def _handle(self, connection: Connection, op: int, data: Any) -> None:
         counts = self.world.gateway_counts
         if op == 1:
             counts["HEARTBEAT"] += 1
@@ -358,8 +368,23 @@ class Gateway:
             self._resume(connection, data if isinstance(data, dict) else {})
         elif connection.session is None:
             connection.close(4003, "Not authenticated.")
-        elif op not in _IGNORED_OPS:
+        elif op == _REQUEST_GUILD_MEMBERS:
+            counts["REQUEST_GUILD_MEMBERS"] += 1
+            for chunk in self.members.chunks(data, self._online_ids()):
+                connection.session.emit("GUILD_MEMBERS_CHUNK", chunk)
+        elif op in (_GUILD_SUBSCRIBE, _BULK_GUILD_SUBSCRIBE):
+            counts["GUILD_SUBSCRIPTIONS"] += 1
+            data = data if isinstance(data, dict) else {}
+            # op 37 carries {"subscriptions": {guild_id: {...}}}; the older op 14 one guild's {...} itself.
+            wanted = data.get("subscriptions") if op == _BULK_GUILD_SUBSCRIBE else {str(data.get("guild_id")): data}
+            for update in self.members.list_updates(wanted, self._online_ids()):
+                connection.session.emit("GUILD_MEMBER_LIST_UPDATE", update)
+        elif op not in _ACCEPTED_OPS:
             connection.close(4001, "Unknown opcode.")
+
+    def _online_ids(self) -> set[str]:
+        """User ids of the accounts with a connected session."""
+        return {s.account.user_id for s in self.sessions.values() if s.connection is not None}
 
     def _account(self, token: Any) -> Account | None:
         return self.world.accounts.get(token) if isinstance(token, str) else None
@@ -377,8 +402,12 @@ class Gateway:
         session.connection = connection
         connection.session = session
         resume_url = self.world.base_url.replace("http://", "ws://", 1)
-        session.emit("READY", ready_payload(self.world, account, session.id, resume_url))
-        session.emit("READY_SUPPLEMENTAL", ready_supplemental(self.world))
+        capabilities = data.get("capabilities")
+        if not isinstance(capabilities, int) or isinstance(capabilities, bool):
+            capabilities = 0  # no capabilities: the oldest READY, legacy settings included
+        ready = ready_payload(self.world, account, session.id, resume_url, capabilities)
+        session.emit("READY", ready)
+        session.emit("READY_SUPPLEMENTAL", ready_supplemental([str(g["id"]) for g in ready["guilds"]]))
         logger.info("gateway: %s identified, session %s", account.username, session.id)
 
     def _resume(self, connection: Connection, data: JSON) -> None:

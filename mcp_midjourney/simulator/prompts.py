@@ -19,7 +19,7 @@ _DASHES = re.compile(r"[\u2013\u2014]{1,2}(?=[a-zA-Z])")  # "—v 6" typed on a 
 
 
 def _int_in(low: int, high: int) -> Callable[[str], bool]:
-    return lambda value: value.isdigit() and low <= int(value) <= high
+    return lambda value: value.isascii() and value.isdigit() and low <= int(value) <= high
 
 
 def _float_in(low: float, high: float) -> Callable[[str], bool]:

@@ -3,6 +3,9 @@
 A real user READY carries every guild with its channels and roles, settings, experiments...: hundreds of
 kilobytes is common. Ours is padded (with a big, believable guild) to `ready_min_bytes`, so that a client
 which keeps a websocket library's default frame limit (often 64 KiB) fails here as it would on Discord.
+Its shapes are those user clients unpack: `experiments` rows of 11 fields, `merged_members` (the account's
+own member, per guild), a settings protobuf in `user_settings_proto` and, for a client whose IDENTIFY
+`capabilities` lack the settings-protobuf bit, the legacy `user_settings` JSON.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import hashlib
 import json
 from typing import Any
 
+from .members import BIG_GUILD_ID, BIG_GUILD_MEMBERS, merged_members
 from .messages import BOT_USER
 from .state import Account, World
+from .usersettings import USER_SETTINGS_PROTO, legacy_settings, settings_proto
 
 JSON = dict[str, Any]
 
-_BIG_GUILD_ID = "662267976984297473"  # the size of the real Midjourney server is what makes READY big
+_HOLDOUT = "2024-01_web_holdout"
 _TRACE = ['["gateway-prd-us-east1-b-sim",{"micros":1234,"calls":["id_created",{"micros":800}]}]']
 
 
@@ -38,7 +43,27 @@ def _channel(channel_id: str, name: str, position: int, parent_id: str | None, k
     }
 
 
-def _guild(guild_id: str, name: str, channels: list[JSON], roles: int) -> JSON:
+def _experiment(n: int) -> list[Any]:
+    """One user experiment assignment, as READY lists them: hash, revision, bucket, override, population,
+    hash_result, aa_mode, trigger_debugging, holdout_name, holdout_revision, holdout_bucket."""
+    digest = hashlib.md5(str(n).encode()).digest()
+    held_out = n % 7 == 0
+    return [
+        int.from_bytes(digest[:4], "little"),
+        digest[4] % 5,
+        n % 3,
+        -1,
+        digest[5] % 2,
+        int.from_bytes(digest[6:8], "little") % 10_000,
+        0,
+        0,
+        _HOLDOUT if held_out else None,
+        0 if held_out else None,
+        1 if held_out else None,
+    ]
+
+
+def _guild(guild_id: str, name: str, channels: list[JSON], roles: int, member_count: int) -> JSON:
     return {
         "id": guild_id,
         "properties": {
@@ -75,8 +100,8 @@ def _guild(guild_id: str, name: str, channels: list[JSON], roles: int) -> JSON:
         "threads": [],
         "stage_instances": [],
         "guild_scheduled_events": [],
-        "member_count": 19_000_000 if guild_id == _BIG_GUILD_ID else 2,
-        "large": guild_id == _BIG_GUILD_ID,
+        "member_count": member_count,
+        "large": guild_id == BIG_GUILD_ID,
         "lazy": True,
         "data_mode": "full",
         "joined_at": "2023-01-01T00:00:00.000000+00:00",
@@ -86,15 +111,18 @@ def _guild(guild_id: str, name: str, channels: list[JSON], roles: int) -> JSON:
     }
 
 
-def ready_payload(world: World, account: Account, session_id: str, resume_url: str) -> JSON:
-    """READY.d for `account`, at least `world.config.ready_min_bytes` long once serialised."""
+def ready_payload(world: World, account: Account, session_id: str, resume_url: str, capabilities: int = 0) -> JSON:
+    """READY.d for `account`, at least `world.config.ready_min_bytes` long once serialised.
+
+    `capabilities` are IDENTIFY's: without the settings-protobuf bit, the legacy `user_settings` comes too.
+    """
     own_channels = [
         _channel(channel.id, channel.name, position, None)
         for position, channel in enumerate(world.channels.values())
         if channel.guild_id == world.config.guild_id
     ]
-    guilds = [_guild(world.config.guild_id, world.guild_name, own_channels, roles=2)]
-    settings = base64.b64encode(hashlib.sha512(account.user_id.encode()).digest() * 8).decode()
+    own_members = len(world.accounts) + 1  # the accounts and the bot
+    guilds = [_guild(world.config.guild_id, world.guild_name, own_channels, roles=2, member_count=own_members)]
     body: JSON = {
         "v": 9,
         "user": {
@@ -137,7 +165,7 @@ def ready_payload(world: World, account: Account, session_id: str, resume_url: s
         ],
         "read_state": {"version": 1, "partial": False, "entries": []},
         "user_guild_settings": {"version": 0, "partial": False, "entries": []},
-        "user_settings_proto": settings,
+        "user_settings_proto": settings_proto(account),
         "connected_accounts": [],
         "consents": {"personalization": {"consented": False}},
         "country_code": "US",
@@ -148,7 +176,7 @@ def ready_payload(world: World, account: Account, session_id: str, resume_url: s
         "friend_suggestion_count": 0,
         "tutorial": None,
         "auth": {"authenticator_types": []},
-        "experiments": [],
+        "experiments": [_experiment(n) for n in range(20)],
         "guild_experiments": [],
         "_trace": _TRACE,
     }
@@ -159,19 +187,20 @@ def ready_payload(world: World, account: Account, session_id: str, resume_url: s
         sample = len(json.dumps(_channel("1" * 19, "newbies-000", 0, "1" * 19), separators=(",", ":")))
         count = missing // sample + 2
         big_channels = [
-            _channel(str(int(_BIG_GUILD_ID) + 1000 + n), f"newbies-{n:03d}", n, str(int(_BIG_GUILD_ID) + 999))
+            _channel(str(int(BIG_GUILD_ID) + 1000 + n), f"newbies-{n:03d}", n, str(int(BIG_GUILD_ID) + 999))
             for n in range(count)
         ]
-        guilds.append(_guild(_BIG_GUILD_ID, "Midjourney", big_channels, roles=40))
-        body["experiments"] = [
-            [int(hashlib.md5(str(n).encode()).hexdigest()[:8], 16), 0, n % 3, -1, 0, 0, 0] for n in range(200)
-        ]
+        guilds.append(_guild(BIG_GUILD_ID, "Midjourney", big_channels, roles=40, member_count=BIG_GUILD_MEMBERS))
+        body["experiments"] = [_experiment(n) for n in range(200)]
+    guild_ids = [str(g["id"]) for g in guilds]
+    body["merged_members"] = merged_members(account, guild_ids)
+    if not capabilities & USER_SETTINGS_PROTO:
+        body["user_settings"] = legacy_settings(account, guild_ids)
     return body
 
 
-def ready_supplemental(world: World) -> JSON:
-    """READY_SUPPLEMENTAL.d: presences and members, which a Midjourney client ignores."""
-    guild_ids = [world.config.guild_id, _BIG_GUILD_ID]
+def ready_supplemental(guild_ids: list[str]) -> JSON:
+    """READY_SUPPLEMENTAL.d for READY's guilds (same order): presences and other members, none here."""
     return {
         "merged_presences": {"guilds": [[] for _ in guild_ids], "friends": []},
         "merged_members": [[] for _ in guild_ids],

@@ -1,19 +1,17 @@
-"""Discord's REST API (the part a Midjourney client uses), its errors, and the fake CDNs.
+"""Discord's REST API (the part a Midjourney client uses) and the fake CDNs.
 
-Answers are Discord's, status and body: 401 `{"message": "401: Unauthorized", "code": 0}`, 404 code 10003 /
-10008, 403 code 50001, 400 code 50035 with a nested `errors` object, 429 with `retry_after` and the
-X-RateLimit headers. A valid interaction gets 204 and no body: its outcome arrives on the gateway.
+Answers are Discord's, status and body (errors.py): 401 `{"message": "401: Unauthorized", "code": 0}`, 404 code
+10003 / 10008, 403 code 50001, 400 code 50035 with a nested `errors` object, 429 with `retry_after` and the
+X-RateLimit headers. A valid interaction (interactions.py) gets 204 and no body: its outcome arrives on the gateway.
+A malformed body never gets a 500: what Discord would refuse gets a 400.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
-import math
-import time
+import logging
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -24,62 +22,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_midjourney.models import MIDJOURNEY_BOT_ID
-
 from .bot import MidjourneyBot
-from .chat import INTERACTION_COMMAND, INTERACTION_COMPONENT, Chat, Interaction
+from .chat import Chat
+from .errors import DiscordError, account_of, form_error, json_body, not_found, readable_channel
 from .faults import RestFault, rest_fault_response
 from .gateway import TRANSPORT_SCOPE_KEY, Gateway
 from .images import ImageKey
-from .messages import BOT_USER, custom_ids
+from .interactions import MAX_UPLOAD_BYTES, InteractionEndpoint, keep_upload, safe_filename
+from .messages import BOT_USER
 from .state import Account, Channel, StoredFile, World
 
 JSON = dict[str, Any]
+
+logger = logging.getLogger("mcp_midjourney.simulator")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 _GRID_IMAGE_NAMES = ("0_0.png", "0_1.png", "0_2.png", "0_3.png")
-
-
-class DiscordError(Exception):
-    """An error answer, as Discord words it."""
-
-    def __init__(self, status: int, body: JSON, headers: dict[str, str] | None = None) -> None:
-        super().__init__(body.get("message"))
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        """The HTTP response carrying this error."""
-        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
-
-
-def unauthorized() -> DiscordError:
-    """401: missing or wrong token."""
-    return DiscordError(401, {"message": "401: Unauthorized", "code": 0})
-
-
-def not_found(what: str, code: int) -> DiscordError:
-    """404 `Unknown <what>`."""
-    return DiscordError(404, {"message": f"Unknown {what}", "code": code})
-
-
-def form_error(path: list[str], code: str, message: str) -> DiscordError:
-    """400 Invalid Form Body, with Discord's nested `errors` object pointing at the bad field."""
-    errors: JSON = {"_errors": [{"code": code, "message": message}]}
-    for key in reversed(path):
-        errors = {key: errors}
-    return DiscordError(400, {"code": 50035, "errors": errors, "message": "Invalid Form Body"})
-
-
-def stale_command() -> DiscordError:
-    """400 for a slash command whose id/version is not the registered one."""
-    return form_error(
-        ["data"],
-        "INTERACTION_APPLICATION_COMMAND_INVALID_VERSION",
-        "This command is outdated, please try again in a few minutes",
-    )
 
 
 class RestApi:
@@ -91,6 +49,7 @@ class RestApi:
         self.chat = chat
         self.bot = bot
         self._pending_uploads: set[str] = set()
+        self.interactions = InteractionEndpoint(world, gateway, chat, bot)
 
     # -- routing -----------------------------------------------------------------------------------
 
@@ -106,6 +65,9 @@ class RestApi:
                 response = await endpoint(request)
             except DiscordError as error:
                 response = error.response()
+            except Exception:  # a simulator bug met a body Discord would refuse: log it, answer as Discord would
+                logger.exception("simulator: %s failed on a request", key)
+                response = DiscordError(400, {"message": "Invalid Form Body", "code": 50035, "errors": {}}).response()
             return response if fault is None else await self._faulty(request, fault)
 
         return Route(path, counted, methods=[method], name=key)
@@ -134,7 +96,7 @@ class RestApi:
             self._route("/users/@me", self.get_me, "GET"),
             self._route("/guilds/{guild_id}/application-command-index", self.guild_command_index, "GET"),
             self._route("/channels/{channel_id}/application-command-index", self.channel_command_index, "GET"),
-            self._route("/interactions", self.post_interaction, "POST"),
+            self._route("/interactions", self.interactions.post_interaction, "POST"),
             self._route("/channels/{channel_id}", self.get_channel, "GET"),
             self._route("/channels/{channel_id}/messages", self.get_messages, "GET"),
             self._route("/channels/{channel_id}/messages/{message_id}", self.get_message, "GET"),
@@ -156,27 +118,13 @@ class RestApi:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _account(self, request: Request) -> Account:
-        account = self.world.accounts.get(request.headers.get("authorization", ""))
-        if account is None:
-            raise unauthorized()
-        return account
+        return account_of(self.world, request)
 
     def _channel(self, account: Account, channel_id: str) -> Channel:
-        channel = self.world.channels.get(channel_id)
-        if channel is None:
-            raise not_found("Channel", 10003)
-        if not channel.readable_by(account.user_id):
-            raise DiscordError(403, {"message": "Missing Access", "code": 50001})
-        return channel
+        return readable_channel(self.world, account, channel_id)
 
     async def _json(self, request: Request) -> JSON:
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            raise DiscordError(400, {"message": "The request body contains invalid JSON.", "code": 50109}) from None
-        if not isinstance(body, dict):
-            raise DiscordError(400, {"message": "The request body contains invalid JSON.", "code": 50109})
-        return body
+        return await json_body(request)
 
     # -- simple reads ------------------------------------------------------------------------------
 
@@ -228,7 +176,7 @@ class RestApi:
         visible = [m for m in channel.messages.values() if not m.deleted and not m.ephemeral]
         visible.sort(key=lambda m: int(m.id), reverse=True)
         for name in ("before", "after", "around"):
-            if name in query and not query[name].isdigit():
+            if name in query and not (query[name].isascii() and query[name].isdigit()):
                 raise form_error([name], "NUMBER_TYPE_COERCE", f'Value "{query[name]}" is not snowflake.')
         if "before" in query:
             page = [m for m in visible if int(m.id) < int(query["before"])][:limit]
@@ -318,107 +266,6 @@ class RestApi:
 
     # -- interactions ------------------------------------------------------------------------------
 
-    def _rate_limit(self, account: Account) -> dict[str, str]:
-        """Count an interaction against the account's bucket; headers to send, or a 429 to raise."""
-        limit = self.world.config.interaction_rate_limit
-        if limit is None:
-            return {}
-        allowed, window = limit
-        now = time.monotonic()
-        recent = self.world.interaction_times.setdefault(account.user_id, deque())
-        while recent and recent[0] <= now - window:
-            recent.popleft()
-        reset_after = (recent[0] + window - now) if recent else window
-        headers = {
-            "X-RateLimit-Limit": str(allowed),
-            "X-RateLimit-Remaining": str(max(0, allowed - len(recent) - 1)),
-            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
-            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
-            "X-RateLimit-Bucket": "4a8b1c2d3e4f5a6b7c8d9e0f1a2b3c4d",
-        }
-        if len(recent) >= allowed:
-            headers.update(
-                {
-                    "Retry-After": str(math.ceil(reset_after)),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Scope": "user",
-                }
-            )
-            body = {
-                "message": "You are being rate limited.",
-                "retry_after": round(reset_after, 3),
-                "global": False,
-            }
-            raise DiscordError(429, body, headers)
-        recent.append(now)
-        return headers
-
-    async def post_interaction(self, request: Request) -> Response:
-        """Validate an interaction as Discord would, record it, and hand it to the bot: 204."""
-        account = self._account(request)
-        headers = self._rate_limit(account)
-        body = await self._json(request)
-        kind = body.get("type")
-        if kind not in (2, 3, 5):
-            raise form_error(["type"], "BASE_TYPE_CHOICES", "Value must be one of {2, 3, 5}.")
-        for name in ("application_id", "channel_id", "session_id", "nonce", "data"):
-            if body.get(name) in (None, ""):
-                raise form_error([name], "BASE_TYPE_REQUIRED", "This field is required")
-        data = body["data"]
-        if not isinstance(data, dict):
-            raise form_error(["data"], "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
-        nonce = str(body["nonce"])
-        if not nonce.isdigit() or len(nonce) > 25:
-            raise form_error(["nonce"], "NONCE_TYPE_INVALID", "Nonce must be a snowflake or a string of digits.")
-        if str(body["application_id"]) != MIDJOURNEY_BOT_ID:
-            raise not_found("Application", 10002)
-        channel = self._channel(account, str(body["channel_id"]))
-        guild_id = body.get("guild_id")
-        if guild_id is not None and str(guild_id) != self.world.config.guild_id:
-            raise not_found("Guild", 10004)
-        if (str(guild_id) if guild_id is not None else None) != channel.guild_id:
-            raise not_found("Channel", 10003)
-        session = self.gateway.sessions.get(str(body["session_id"]))
-        if session is None or session.account is not account or session not in self.gateway.live_sessions():
-            raise form_error(["session_id"], "INTERACTION_SESSION_ID_INVALID", "Invalid session ID.")
-        interaction = Interaction(self.world.snowflakes.next(), nonce, kind, account.user, channel, account, data=data)
-        valid = self._check_kind(interaction, body)
-        self.world.gateway_counts[f"interaction type {kind}"] += 1
-        # Discord creates the interaction while answering the request: the event may beat the 204.
-        self.chat.interaction_event(interaction, "INTERACTION_CREATE")
-        if valid:
-            self.bot.handle(interaction)
-        else:
-            self.bot.fail_later(interaction)
-        return Response(status_code=204, headers=headers)
-
-    def _check_kind(self, it: Interaction, body: JSON) -> bool:
-        """Type-specific checks: 400 for a malformed request; False for one no bot will answer."""
-        data = it.data
-        if it.type == INTERACTION_COMMAND:
-            command = self.world.commands.find(str(data.get("id")))
-            if command is None or str(data.get("version")) != command.version or data.get("name") != command.name:
-                raise stale_command()
-            it.name = command.name
-            return True
-        if it.type == INTERACTION_COMPONENT:
-            if not body.get("message_id"):
-                raise form_error(["message_id"], "BASE_TYPE_REQUIRED", "This field is required")
-            if not data.get("custom_id"):
-                raise form_error(["data", "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
-            it.message_id = str(body["message_id"])
-            message = self.world.message(it.channel.id, it.message_id)
-            return (
-                message is not None
-                and not message.deleted
-                and (message.visible_to is None or message.visible_to == it.user_id)
-                and data["custom_id"] in custom_ids(message.components)
-            )
-        for name in ("id", "custom_id", "components"):
-            if not data.get(name):
-                raise form_error(["data", name], "BASE_TYPE_REQUIRED", "This field is required")
-        return self.bot.presses.pending_modal(str(data["id"]), str(data["custom_id"]), it.user_id) is not None
-
     # -- uploads -----------------------------------------------------------------------------------
 
     async def post_attachments(self, request: Request) -> Response:
@@ -433,9 +280,12 @@ class RestApi:
         for position, entry in enumerate(files):
             if not isinstance(entry, dict) or not entry.get("filename"):
                 raise form_error(["files", str(position), "filename"], "BASE_TYPE_REQUIRED", "This field is required")
-            if int(entry.get("file_size") or 0) > _MAX_UPLOAD_BYTES:
+            size = entry.get("file_size") or 0
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise form_error(["files", str(position), "file_size"], "NUMBER_TYPE_COERCE", "Value is not int.")
+            if size > MAX_UPLOAD_BYTES:
                 raise DiscordError(400, {"message": "Request entity too large", "code": 40005})
-            filename = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["filename"]))
+            filename = safe_filename(str(entry["filename"]))
             upload_id = str(uuid.uuid4())
             upload_filename = f"{upload_id}/{filename}"
             upload_token = uuid.uuid4().hex
@@ -443,7 +293,7 @@ class RestApi:
             raw_id = entry.get("id", position)
             slots.append(
                 {
-                    "id": int(raw_id) if str(raw_id).isdigit() else raw_id,
+                    "id": int(raw_id) if str(raw_id).isascii() and str(raw_id).isdigit() else raw_id,
                     "upload_url": f"{self.world.base_url}/upload/{upload_filename}?upload_id={upload_token}",
                     "upload_filename": upload_filename,
                 }
@@ -456,12 +306,10 @@ class RestApi:
         if name not in self._pending_uploads:
             return Response("Not Found", status_code=404, media_type="text/plain")
         data = await request.body()
-        if len(data) > _MAX_UPLOAD_BYTES:
+        if len(data) > MAX_UPLOAD_BYTES:
             return Response("Payload Too Large", status_code=413, media_type="text/plain")
         self._pending_uploads.discard(name)
-        self.world.uploads[name] = data
-        while len(self.world.uploads) > 200:
-            self.world.uploads.popitem(last=False)
+        keep_upload(self.world, name, data)
         return Response(status_code=200)
 
     # -- CDNs --------------------------------------------------------------------------------------

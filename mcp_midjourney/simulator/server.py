@@ -51,6 +51,9 @@ async def run(
         simulator.app,
         lifespan="off",
         ws="wsproto",
+        # Discord's gateway offers no permessage-deflate (it compresses with ?compress=zlib-stream): clients that
+        # offer it must see it declined, or those that cannot inflate it (curl_cffi) fail the handshake.
+        ws_per_message_deflate=False,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=2,

@@ -55,6 +55,9 @@ class SimulatorConfig:
     website_link: bool = False
     # Order of the last two events of a job: delete the progress message first (as observed), or create first.
     delete_before_final: bool = True
+    # Today's stricter interaction checks, for tests that want them: a nonce required, and a session_id that is a
+    # live gateway session of the same account. Discord checks neither (the default, faithful, is False).
+    strict_interactions: bool = False
     # Buttons Midjourney "ships" at run time, under single images: (action, label) -> MJ::JOB::<action>::1::<uuid>::SOLO
     extra_buttons: tuple[tuple[str, str], ...] = ()
 

@@ -263,11 +263,10 @@ async def test_interactions_are_validated(sim: SimulatorServer, rest: httpx2.Asy
         await gateway.identify(sim.token)
         good = await imagine_body(rest, sim, gateway.session_id, "a cat")
 
-        bad_session = {**good, "session_id": "0" * 32}
-        answer = await rest.post("/interactions", json=bad_session)
-        assert answer.status_code == 400 and "session_id" in answer.json()["errors"]
-        no_nonce = {k: v for k, v in good.items() if k != "nonce"}
-        assert (await rest.post("/interactions", json=no_nonce)).json()["errors"]["nonce"]["_errors"]
+        no_session = {k: v for k, v in good.items() if k != "session_id"}
+        assert (await rest.post("/interactions", json=no_session)).json()["errors"]["session_id"]["_errors"]
+        bad_nonce = {**good, "nonce": "not-a-snowflake"}
+        assert (await rest.post("/interactions", json=bad_nonce)).json()["errors"]["nonce"]["_errors"]
         wrong_app = {**good, "application_id": "1022952195194359889"}
         assert (await rest.post("/interactions", json=wrong_app)).status_code == 404
         elsewhere = {**good, "channel_id": "1121633108689698860"}
@@ -286,6 +285,24 @@ async def test_interactions_are_validated(sim: SimulatorServer, rest: httpx2.Asy
         failed = await gateway.next_event("INTERACTION_FAILURE", "INTERACTION_SUCCESS")
         assert failed["t"] == "INTERACTION_FAILURE"
         assert failed["d"]["id"] == created["d"]["id"] and failed["d"]["nonce"] == press["nonce"]
+
+
+@pytest.mark.anyio
+async def test_the_strict_switch_brings_back_the_nonce_and_session_checks(
+    sim: SimulatorServer, rest: httpx2.AsyncClient
+) -> None:
+    sim.configure(strict_interactions=True)
+    async with connect(rest, sim.gateway_url) as ws:
+        gateway = RawGateway(ws)
+        await gateway.identify(sim.token)
+        good = await imagine_body(rest, sim, gateway.session_id, "a cat")
+
+        bad_session = {**good, "session_id": "0" * 32}
+        answer = await rest.post("/interactions", json=bad_session)
+        assert answer.status_code == 400 and "session_id" in answer.json()["errors"]
+        no_nonce = {k: v for k, v in good.items() if k != "nonce"}
+        assert (await rest.post("/interactions", json=no_nonce)).json()["errors"]["nonce"]["_errors"]
+        assert (await rest.post("/interactions", json=good)).status_code == 204
 
 
 @pytest.mark.anyio
