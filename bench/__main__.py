@@ -28,7 +28,7 @@ Runner = Callable[[bool, Path], Awaitable[Section]]
 
 
 def _runners() -> dict[str, Runner]:
-    from . import coldstart, dispatch, handoff, memory, rest_count, throughput
+    from . import coldstart, dispatch, handoff, memory, prompt_check, rest_count, throughput
 
     return {
         "rest": rest_count.run,
@@ -37,6 +37,7 @@ def _runners() -> dict[str, Runner]:
         "dispatch": dispatch.run,
         "memory": memory.run,
         "coldstart": coldstart.run,
+        "prompt": prompt_check.run,
     }
 
 
@@ -121,8 +122,8 @@ Measured during development on the same machine; before → after.
   the CA bundle now load in a worker thread while the client's `initialize` is answered; tools wait for the
   Discord side to be up. Cold start 1.29 → 1.08–1.13 in runs on the same day.
 - **Every gateway frame was parsed** before the engine could drop it: 42,464 events/s in the first full run.
-  The raw-text pre-filter (`FramePrefilter.skips` (engine/prefilter.py)) skips other users' and other channels' messages and the
-  events nobody wants unparsed. A message of another user that the engine
+  The raw-text pre-filter (`FramePrefilter.skips`, engine/prefilter.py) skips other users' and other
+  channels' messages and the events nobody wants unparsed. A message of another user that the engine
   follows (a job looked up by its id) is kept by id, so its later edits are still read.
 - **Full garbage collections paused tool calls**: the server keeps ~90,000 objects from start-up (the SDK's
   models, the HTTP stack), and each gen-2 collection walked them all: 65 and 69 ms pauses in one hand-off
