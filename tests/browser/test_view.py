@@ -88,16 +88,20 @@ class Host:
         self.view = await self.page.frame()
 
     async def relay(self) -> None:
-        """Forward the view's tools/calls to the server, for as long as the test runs."""
-        while True:
-            pending = await self.page.evaluate("calls.splice(0, calls.length)")
-            for call in pending:
-                self.calls.append(call)
-                params = call["params"]
-                result = await self.client.call_tool(params["name"], params["arguments"])
-                self.results.append(data(result))
-                await self.page.evaluate(f"answer({json.dumps(call['id'])}, {json.dumps(wire(result))})")
-            await anyio.sleep(0.05)
+        """Forward the view's tools/calls to the server, each as it comes (several may be open at once), for as
+        long as the test runs."""
+        async with anyio.create_task_group() as tg:
+            while True:
+                for call in await self.page.evaluate("calls.splice(0, calls.length)"):
+                    self.calls.append(call)
+                    tg.start_soon(self._forward, call)
+                await anyio.sleep(0.05)
+
+    async def _forward(self, call: dict[str, Any]) -> None:
+        params = call["params"]
+        result = await self.client.call_tool(params["name"], params["arguments"])
+        self.results.append(data(result))
+        await self.page.evaluate(f"answer({json.dumps(call['id'])}, {json.dumps(wire(result))})")
 
     async def shown(self, expression: str) -> Any:
         """The value of `expression` evaluated inside the view."""
@@ -113,7 +117,8 @@ class Host:
                 await anyio.sleep(0.05)
 
     async def click_button(self, label: str) -> None:
-        """A real mouse click on the view's button labelled `label`."""
+        """A real mouse click on the view's button labelled `label`, once the host has made room for it."""
+        await self.until(FITS)
         box = await self.shown(
             f"(() => {{ const b = [...document.querySelectorAll('button')].find(b => b.textContent === "
             f"{json.dumps(label)}); const r = b.getBoundingClientRect(); "
@@ -141,6 +146,7 @@ IMAGE_LOADED = (
     "(() => { const i = document.querySelector('#media img'); "
     "return !!i && i.complete && i.naturalWidth > 0 && i.src; })()"
 )
+FITS = "innerHeight >= Math.ceil(document.documentElement.getBoundingClientRect().height)"
 BUTTONS = "[...document.querySelectorAll('#buttons button')].map(b => b.textContent)"
 
 
@@ -163,7 +169,7 @@ async def test_a_finished_grid_shows_its_image_and_buttons_and_u2_upscales(
         # Emoji-only labels have a name a screen reader can say.
         assert await host.shown("document.querySelector('#buttons [data-name=reroll]').ariaLabel") == "reroll"
         # The view told the host its size, and the host made room for all of it.
-        await host.until("innerHeight >= Math.ceil(document.documentElement.getBoundingClientRect().height)")
+        await host.until(FITS)
 
         shot = await host.page.screenshot(await grid_clip(host))
         (tmp_path / "app-grid.png").write_bytes(shot)
@@ -272,3 +278,34 @@ async def test_a_video_result_plays_and_media_come_only_from_the_listed_hosts(
             f"i.onerror = () => done('refused'); i.src = {json.dumps(job['image_url'])}; }})"
         )
         assert allowed == "loaded"
+
+
+async def test_a_running_job_can_be_cancelled_from_the_view(
+    devtools: str, host_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    async with hosted(devtools, host_url, sim, tmp_path / "server.log") as (host, html):
+        sim.set_job_duration(8.0)
+        started = await host.client.call_tool("imagine", {"prompt": "a job to cancel", "wait_seconds": 0})
+        await host.load(html, started)
+
+        # While it runs the view keeps asking, so Midjourney's Cancel button shows up before the job ends.
+        await host.until("!!document.querySelector('#buttons [data-name=cancel]')", seconds=20)
+        assert "in progress" in await host.shown("document.getElementById('state').textContent")
+        label = await host.shown("document.querySelector('#buttons [data-name=cancel]').textContent")
+        await host.click_button(label)
+
+        # The press answers with Midjourney's acknowledgement; the view goes on to show the job it stopped.
+        reason = await host.until(
+            "!document.getElementById('error').hidden && document.getElementById('error').textContent"
+        )
+        assert "imagine · failed" in await host.shown("document.getElementById('state').textContent")
+        assert "stopped" in reason.lower()
+        # The press went to the message the view showed the Cancel button on (the running job's own message).
+        shown = [r for r in host.results if "cancel" in {b["name"] for b in r["buttons"]}][-1]
+        presses = [c["params"] for c in host.calls if c["params"]["name"] == "press_button"]
+        assert presses == [
+            {
+                "name": "press_button",
+                "arguments": {"message_id": shown["message_id"], "button": "cancel", "preview": False},
+            }
+        ]
