@@ -157,7 +157,7 @@ async def test_a_finished_grid_shows_its_image_and_buttons_and_u2_upscales(
         grid = await host.client.call_tool("imagine", {"prompt": "a lighthouse in a storm", "wait_seconds": 20})
         job = data(grid)
         assert job["status"] == "completed"
-        await host.load(html, grid)
+        await host.load(html, grid, hostCapabilities={"serverTools": {}, "updateModelContext": {"text": {}}})
 
         assert await host.until(IMAGE_LOADED) == job["image_url"]
         assert await host.shown("document.querySelector('#media img').alt") == "a lighthouse in a storm"
@@ -191,6 +191,11 @@ async def test_a_finished_grid_shows_its_image_and_buttons_and_u2_upscales(
         labels = await host.shown(BUTTONS)
         assert labels == [b["label"] for b in upscale["buttons"]] and "U1" not in labels
         assert await host.shown("document.getElementById('state').textContent") == "upscale · completed"
+        # The host said it takes model context: the view tells the model what the person chose.
+        told = await host.until(
+            "seen.filter(m => m.method === 'ui/update-model-context').map(m => m.params.content[0].text)", top=True
+        )
+        assert len(told) == 1 and "pressed U2" in told[0] and upscale["message_id"] in told[0]
 
 
 async def grid_clip(host: Host) -> dict[str, float]:
@@ -309,3 +314,41 @@ async def test_a_running_job_can_be_cancelled_from_the_view(
                 "arguments": {"message_id": shown["message_id"], "button": "cancel", "preview": False},
             }
         ]
+
+
+async def test_a_press_that_asks_for_a_prompt_is_answered_in_the_view(
+    devtools: str, host_url: str, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    async with hosted(devtools, host_url, sim, tmp_path / "server.log") as (host, html):
+        grid = data(
+            await host.client.call_tool("imagine", {"prompt": "a castle on a hill --v 6.1", "wait_seconds": 20})
+        )
+        single = await host.client.call_tool(
+            "press_button", {"message_id": grid["message_id"], "button": "U1", "wait_seconds": 20}
+        )
+        await host.load(html, single)
+        await host.until(IMAGE_LOADED)
+
+        await host.click_button("Custom Zoom")
+        # Midjourney's form opens: its pre-filled prompt is there to edit, in a labelled text box.
+        prefilled = await host.until(
+            "!document.getElementById('ask').hidden && document.getElementById('answer').value"
+        )
+        assert "--zoom" in prefilled
+        assert (
+            await host.shown("document.getElementById('answer').labels[0].textContent")
+            == "Midjourney asks for a prompt"
+        )
+        await host.shown("document.getElementById('answer').value = 'a castle on a hill --zoom 1.8'")
+        await host.click_button("Send")
+
+        await host.until("document.getElementById('state').textContent === 'custom zoom · completed'")
+        await host.until(IMAGE_LOADED)
+        sent = [c["params"]["arguments"] for c in host.calls if c["params"]["name"] == "press_button"]
+        assert [(a["button"], a.get("prompt")) for a in sent] == [
+            ("custom_zoom", None),
+            ("custom_zoom", "a castle on a hill --zoom 1.8"),
+        ]
+        assert sent[1]["message_id"] == host.results[0]["message_id"]  # the job that waits on the form
+        assert host.results[-1]["status"] == "completed" and host.results[-1]["image_url"]
+        assert await host.shown("document.getElementById('ask').hidden") is True
