@@ -12,11 +12,13 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
+from ..config import ConfigError, load_settings
 from ..engine.engine import EngineError
 from ..models import lean_schema
 from . import tools
 from .render import job_view
 from .state import AppState, lifespan, ready_state
+from .view import AppsGate, apps_extension
 
 INSTRUCTIONS = """\
 Generate and refine images with Midjourney (through Discord).
@@ -36,7 +38,17 @@ midjourney://guide).
 
 def build_server() -> MCPServer[AppState]:
     """The MCP server with its tools, resources and prompt (no I/O until it runs)."""
-    server: MCPServer[AppState] = MCPServer("midjourney", instructions=INSTRUCTIONS, lifespan=lifespan)
+    try:
+        settings = load_settings()  # the result view's media hosts; a bad configuration is the lifespan's to report
+    except ConfigError:
+        settings = None
+    server: MCPServer[AppState] = MCPServer(
+        "midjourney",
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        extensions=[apps_extension(settings)],  # MCP Apps: the result view (server/view.py)
+        middleware=[AppsGate()],
+    )
     tools.add_tools(server)
     server.resource("midjourney://jobs/{message_id}", mime_type="application/json")(job_resource)
     server.resource("midjourney://guide", mime_type="text/markdown")(guide_resource)
