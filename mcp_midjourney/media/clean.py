@@ -59,7 +59,8 @@ def clean_image(data: bytes, max_pixels: int) -> tuple[str, bytes]:
         except Exception:
             pixels = image.copy()
     alpha = "A" in pixels.getbands() or "transparency" in pixels.info
-    if pixels.mode not in ("L", "RGB", "P") or "transparency" in pixels.info:
+    keep = ("1", "L", "P", "RGB", "I;16") if lossless else ("L", "RGB")  # modes the output format stores as they are
+    if pixels.mode not in keep or "transparency" in pixels.info:
         pixels = pixels.convert("RGBA" if alpha else "RGB")
     pixels.info.clear()  # what Pillow would write back: exif, icc_profile, text chunks, comments
     out = io.BytesIO()
