@@ -2,7 +2,10 @@
 alone or inside a prompt (image prompts, --sref/--cref/--oref paths).
 
 Every refusal is an `InputError` whose message says what to do instead; nothing here touches Discord: the
-upload of a local file is a function the caller hands in.
+upload of a local file is a function the caller hands in. What is uploaded is an image's pixels re-encoded
+(media/clean.py), decoded in a worker thread under a pixel cap; a local file is read only inside the allowed
+folders and under no dot-folder there, and every path that may not be read gets the same answer, so the answers
+say nothing about what exists elsewhere (README: "What an agent driving this server can reach").
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import httpx2
 from ..media.fetch import ImageFetchError, fetch_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# Images decoded at once, whatever the number of calls: each may take MJ_MAX_IMAGE_PIXELS x 4 bytes and more.
+DECODING = anyio.CapacityLimiter(2)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # Discord's upload limit for an account without Nitro
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 # A path in a prompt: alone, or as the value of a reference parameter (which makes it a file even if it is missing).
@@ -91,10 +96,11 @@ async def load_image(
             data, _type = await fetch_image(client, ref, max_bytes=MAX_UPLOAD_BYTES, trusted_hosts=trusted_hosts)
         except ImageFetchError as exc:
             raise InputError(f"cannot use the image at {ref}: {exc}") from None
-        return await anyio.to_thread.run_sync(_cleaned, ref, data, rules.max_image_pixels)
+        return await anyio.to_thread.run_sync(_cleaned, ref, data, rules.max_image_pixels, limiter=DECODING)
     if "://" in ref:
         raise InputError(f"{ref!r}: only http(s) URLs and local file paths can be used as images.")
-    return await anyio.to_thread.run_sync(lambda: _cleaned(ref, read_local(ref, rules), rules.max_image_pixels))
+    pixels = rules.max_image_pixels
+    return await anyio.to_thread.run_sync(lambda: _cleaned(ref, read_local(ref, rules), pixels), limiter=DECODING)
 
 
 async def load_mask(ref: str, rules: ImageRules) -> str:
@@ -112,7 +118,7 @@ async def load_mask(ref: str, rules: ImageRules) -> str:
         except ValueError as exc:
             raise InputError(f"the mask {ref} {exc}" if str(exc).startswith("is ") else str(exc)) from None
 
-    return await anyio.to_thread.run_sync(build)
+    return await anyio.to_thread.run_sync(build, limiter=DECODING)
 
 
 def _shown(folder: Path) -> str:
