@@ -68,6 +68,8 @@ def _cleaned(ref: str, data: bytes, max_pixels: int) -> tuple[str, bytes]:
         extension, pixels = clean_image(data, max_pixels)
     except ImageRefused as exc:
         raise InputError(f"{ref} {exc}: use a PNG, JPEG, WEBP or GIF image.") from None
+    except Exception:  # Pillow on bytes an agent chose: any failure is that image's, and says so
+        raise InputError(f"{ref} could not be re-encoded: use a plain PNG, JPEG, WEBP or GIF image.") from None
     if len(pixels) > MAX_UPLOAD_BYTES:
         raise InputError(
             f"{ref} is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB as an image Discord takes: send a smaller one."
