@@ -54,8 +54,10 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
     startup = read_startup()  # what serving needs even when the configuration is broken
     http_token = startup.http_token
     secrets: list[str] = [http_token] if http_token else []
+    settings = None
     try:
-        secrets.extend(load_settings().secrets())
+        settings = load_settings()
+        secrets.extend(settings.secrets())
     except ConfigError:
         secrets.extend(startup.tokens)
     setup_logging(startup.log_level, secrets)
@@ -64,7 +66,7 @@ def _serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000) 
         from .server.http import RefusedToStart, run_http
 
         try:
-            run_http(host, port, http_token, startup.http_allowed_hosts)
+            run_http(host, port, http_token, startup.http_allowed_hosts, settings)
         except RefusedToStart as exc:
             print(f"mcp-midjourney: {exc}", file=sys.stderr)
             return 2

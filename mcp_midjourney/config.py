@@ -26,7 +26,7 @@ from .logs import RedactingFilter as RedactingFilter  # re-exported: callers imp
 from .logs import setup_logging as setup_logging
 from .models import MIDJOURNEY_BOT_ID
 
-_SNOWFLAKE = re.compile(r"^\d{15,21}$")
+_SNOWFLAKE = re.compile(r"^[0-9]{15,21}$")  # ASCII digits: \d takes any script's
 APP_NAME = "mcp-midjourney"
 
 DEFAULT_API_BASE = "https://discord.com/api/v9"
@@ -36,6 +36,8 @@ DEFAULT_INPAINT_BASE = f"https://{MIDJOURNEY_BOT_ID}.discordsays.com"
 MAX_WAIT_CEILING = 55.0
 # The limits of an MJ_ACCOUNTS entry, in the order of AccountSettings' fields.
 LIMIT_KEYS = ("max_jobs_per_hour", "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day")
+MAX_IMAGE_PIXELS = 40_000_000  # an image or mask larger than this is refused before it is decoded
+MAX_IMAGES_PER_CALL = 8  # images one call may upload or name (imagine's image prompts and --sref/--cref/--oref)
 
 
 def default_state_dir() -> Path:
@@ -129,12 +131,12 @@ def _limit(raw: object, info: ValidationInfo) -> int | None:
 
 
 def _folders(raw: object) -> tuple[Path, ...]:
-    """MJ_ALLOWED_DIRS: folders separated by the OS path separator; the home folder when unset."""
+    """MJ_ALLOWED_DIRS: folders separated by the OS path separator; unset, the data folder's `images` only."""
     if isinstance(raw, tuple | list) and raw:
-        return tuple(Path(folder) for folder in raw)
+        return tuple(Path(folder).resolve() for folder in raw)
     parts = [part.strip() for part in ("" if isinstance(raw, tuple | list) else _text(raw)).split(os.pathsep)]
     if not any(parts):
-        return (Path.home().resolve(),)
+        return ((default_state_dir() / "images").resolve(),)
     missing = [f"MJ_ALLOWED_DIRS names {p!r}, which is not a folder" for p in parts if p and not _path(p).is_dir()]
     if missing:
         raise _problem("; ".join(missing))
@@ -226,9 +228,7 @@ class Settings(BaseSettings):
     inpaint_base: Url = DEFAULT_INPAINT_BASE  # Midjourney's web activity, where Vary (Region) jobs are sent
     wait_ceiling: Seconds = Field(40.0, ge=0.0, le=MAX_WAIT_CEILING)
     default_wait: Seconds = Field(30.0, ge=0.0, le=MAX_WAIT_CEILING)  # at most wait_ceiling
-    job_timeout: Seconds = Field(
-        600.0, ge=1.0, le=86400.0
-    )  # seconds without any progress before a job counts as timed out
+    job_timeout: Seconds = Field(600.0, ge=1.0, le=86400.0)  # seconds without any progress before a job times out
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_folders)] = ()  # folders agents upload from
     download_dir: Folder = None  # where finished images are saved, when set
     interaction_interval: Seconds = Field(0.35, ge=0.0, le=10.0)  # seconds between two interactions of one account
@@ -246,6 +246,12 @@ class Settings(BaseSettings):
     account_max_upscales_per_day: Limit = None
     http_token: Annotated[SecretStr, BeforeValidator(_text)] = SecretStr("")  # HTTP transport: the bearer token
     http_allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_hosts)] = ()  # more Host names
+    max_image_pixels: Whole = Field(MAX_IMAGE_PIXELS, ge=1_000_000, le=89_000_000)  # Pillow's bomb check above
+    max_images_per_call: Whole = Field(MAX_IMAGES_PER_CALL, ge=1, le=50)
+    http_header_timeout: Seconds = Field(10.0, ge=0.5, le=300.0)  # to send a request's headers, or be closed
+    http_max_connections: Whole = Field(64, ge=1, le=10_000)  # open at once; more are closed at once
+    http_max_sessions: Whole = Field(32, ge=1, le=10_000)  # MCP sessions open at once; one more gets 503
+    http_session_idle: Seconds = Field(600.0, ge=1.0, le=86400.0)  # seconds without a request: a session ends
 
     @classmethod
     def settings_customise_sources(
@@ -333,7 +339,9 @@ def _parse_pool(text: str, source: str, concurrency: int, queue_size: int) -> tu
 
 
 def _digits(raw: object) -> bool:
-    return not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).strip().isdigit()
+    return (
+        not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).strip().isdigit() and str(raw).isascii()
+    )
 
 
 # -- reading: pydantic-settings' environment source, over os.environ or a given mapping ------------------------

@@ -8,12 +8,22 @@ import io
 
 from PIL import Image, ImageDraw
 
+from ..config import MAX_IMAGE_PIXELS
+from .clean import decoded
 
-def region_mask(*, region: list[float] | None = None, data: bytes | None = None, size: int = 1024) -> str:
+
+def region_mask(
+    *,
+    region: list[float] | None = None,
+    data: bytes | None = None,
+    size: int = 1024,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> str:
     """Vary (Region)'s mask as base64 PNG: white where Midjourney should redraw, black elsewhere.
 
     From a rectangle of fractions ``[left, top, right, bottom]``, or from a PNG the caller drew (its white or
-    opaque pixels mark the region).
+    opaque pixels mark the region), refused (`ValueError`) above `max_pixels` before anything is decoded. Decoding
+    a drawn mask takes a while: call it in a worker thread.
     """
     if region is not None:
         if len(region) != 4 or not all(0.0 <= v <= 1.0 for v in region):
@@ -26,7 +36,7 @@ def region_mask(*, region: list[float] | None = None, data: bytes | None = None,
             (round(left * size), round(top * size), round(right * size) - 1, round(bottom * size) - 1), fill=255
         )
     elif data is not None:
-        with Image.open(io.BytesIO(data)) as drawn:
+        with decoded(data, max_pixels) as drawn:
             if "A" in drawn.getbands():
                 mask = drawn.getchannel("A").point(lambda v: 255 if v > 127 else 0)
             else:

@@ -21,13 +21,14 @@ from ..engine.budget import BudgetExceeded
 from ..engine.engine import Engine, EngineError
 from ..engine.store import Job
 from ..midjourney import blend_options, describe_options, shorten_options
+from ..midjourney.params import PromptCheck
 from ..midjourney.params import check_prompt as check_prompt_text
 from ..models import AccountsView, JobStatus, JobView, PromptCheckView
-from .inputs import InputError, load_image, mentions_local_file, upload_local_refs
+from .inputs import InputError, load_image, load_mask, mentions_local_file, upload_local_refs
 from .state import AppState, ready_state
 
 MAX_PROMPT_CHARS = 6000
-_MESSAGE_ID = re.compile(r"^\d{15,21}$")
+_MESSAGE_ID = re.compile(r"^[0-9]{15,21}$")  # ASCII digits: \d takes any script's
 
 # Parameters several tools share (module level: the SDK resolves annotations from the module's globals).
 Wait = Annotated[float | None, Field(description="Seconds to wait for the result (capped; 0 = return at once).")]
@@ -48,6 +49,12 @@ def check_message_id(message_id: str) -> str:
 def _wait(engine: Engine, wait_seconds: float | None) -> float:
     value = engine.settings.default_wait if wait_seconds is None else wait_seconds
     return max(0.0, min(float(value), engine.settings.wait_ceiling))
+
+
+def _checked(text: str) -> PromptCheck:
+    if not (check := check_prompt_text(text)).ok:
+        raise ToolError("The prompt was not sent: " + " ".join(check.errors))
+    return check
 
 
 def _prompt_text(prompt: str) -> str:
@@ -118,16 +125,13 @@ def add_tools(server: MCPServer[AppState]) -> None:
         text = _prompt_text(prompt)
         if images or mentions_local_file(text):
             assert state.http is not None and state.settings is not None
-            dirs = list(state.settings.allowed_dirs)
-            try:
+            try:  # the prompt is checked (files as placeholder URLs) before anything is uploaded
                 text = await upload_local_refs(
-                    text, images or [], engine.image_url_for, client=state.http, allowed_dirs=dirs
+                    text, images or [], engine.image_url_for, client=state.http, rules=state.settings, check=_checked
                 )
-            except InputError as exc:
+            except (InputError, EngineError) as exc:
                 raise ToolError(str(exc)) from None
-        check = check_prompt_text(text)
-        if not check.ok:
-            raise ToolError("The prompt was not sent: " + " ".join(check.errors))
+        check = _checked(text)
         try:
             job = await engine.imagine(text, cost="job", count=check.jobs)
         except (EngineError, BudgetExceeded) as exc:
@@ -236,9 +240,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
             if image.strip().lower().startswith(("http://", "https://")):
                 job = await engine.command("describe", describe_options(link=image.strip()))
             else:
-                filename, data = await load_image(
-                    image, client=state.http, allowed_dirs=list(state.settings.allowed_dirs)
-                )
+                filename, data = await load_image(image, client=state.http, rules=state.settings)
                 job = await engine.command("describe", describe_options(), files=[(filename, data)])
             job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
         except (InputError, EngineError) as exc:
@@ -264,10 +266,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         trusted = frozenset[str]()
         try:
             files = [
-                await load_image(
-                    ref, client=state.http, allowed_dirs=list(state.settings.allowed_dirs), trusted_hosts=trusted
-                )
-                for ref in images
+                await load_image(ref, client=state.http, rules=state.settings, trusted_hosts=trusted) for ref in images
             ]
         except InputError as exc:
             raise ToolError(str(exc)) from None
@@ -384,10 +383,8 @@ async def _answer(
     mask: str | None = None
     if modal is not None and modal.iframe:
         try:
-            if mask_path:
-                allowed = list(state.settings.allowed_dirs)
-                _name, data = await load_image(mask_path, client=state.http, allowed_dirs=allowed)
-                mask = region_mask(data=data)
+            if mask_path:  # a local file only, decoded in a worker thread under the pixel cap
+                mask = await load_mask(mask_path, state.settings)
             elif region:
                 mask = region_mask(region=region)
         except (InputError, ValueError) as exc:
