@@ -165,8 +165,8 @@ class Engine:
         await self.ready()
         parent = await self.get(message_id)
         chosen, action, target = choose_button(parent, button, message_id)
-        if action.kind == "upscale" and chosen.name.startswith("U"):
-            # Midjourney answers a second press of a used U button with nothing: return the first result.
+        if action.kind == "upscale" and (chosen.name.startswith("U") or action.detail == "video"):
+            # Midjourney answers a second press of a used U (or video pick) with nothing: return the first result.
             earlier = await self.lookup.earlier_upscale(parent, target, chosen, action.index)
             if earlier is not None:
                 return earlier
@@ -182,7 +182,9 @@ class Engine:
         job.request = ButtonPress(target, chosen.custom_id, parent.message_flags, chosen.component_type)
         # The message lives in one account's channel: only that account can press its buttons.
         job.pinned_account = parent.account or self.accounts[0].name
-        self.charges.reserve(job, mj.press_cost(action))
+        if parent.status is JobStatus.FAILED and (owner := self.account(job.pinned_account)).problem:
+            owner.cleared()  # a button of the message that held the account (Acknowledge...): asked for, so let it go
+        self.charges.reserve(job, mj.press_cost(action, on_video=bool(parent.video_urls)))
         await self._start(job)
         return job
 

@@ -107,10 +107,11 @@ def add_tools(server: MCPServer[AppState]) -> None:
     ) -> Annotated[CallToolResult, JobView]:
         """Start a Midjourney /imagine job: four candidate images in a 2x2 grid.
 
-        The prompt is checked first (a malformed parameter is refused at no cost). Local files in --sref/--cref
-        or in `images` are uploaded. Returns the job: message_id, status, the grid's image_url, the four
-        image_urls, a preview, and the buttons to press next (U1-U4, V1-V4, reroll). If it is still running
-        when the wait ends, call get_message with the returned message_id.
+        The prompt is checked first (a malformed parameter is refused at no cost). Local files in --sref/--cref/
+        --oref/--end or in `images` are uploaded. An image with --video makes videos (mp4s in video_urls).
+        Returns the job: message_id, status, the grid's image_url, the four image_urls, a preview, and the
+        buttons to press next (U1-U4, V1-V4, reroll). If it is still running when the wait ends, call
+        get_message with the returned message_id.
         """
         state = await ready_state(ctx)
         engine = state.engine
@@ -129,7 +130,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         if not check.ok:
             raise ToolError("The prompt was not sent: " + " ".join(check.errors))
         try:
-            job = await engine.imagine(text, cost="job", count=check.jobs)
+            job = await engine.imagine(text, cost="video" if "video" in check.parameters else "job", count=check.jobs)
         except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
