@@ -130,7 +130,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         if not check.ok:
             raise ToolError("The prompt was not sent: " + " ".join(check.errors))
         try:
-            job = await engine.imagine(text, cost="video" if "video" in check.parameters else "job", count=check.jobs)
+            job = await engine.imagine(text, cost="video" if "video" in check.params else "job", count=check.jobs)
         except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
