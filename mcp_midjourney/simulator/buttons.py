@@ -58,7 +58,7 @@ def single_rows(
         button(f"MJ::JOB::low_variation::1::{uuid}::SOLO", label="Vary (Subtle)", emoji="🪄"),
         button(f"MJ::JOB::high_variation::1::{uuid}::SOLO", label="Vary (Strong)", emoji="🪄"),
     ]
-    if family != "v7":
+    if family not in ("v7", "v8"):
         vary.append(button(f"MJ::Inpaint::1::{uuid}::SOLO", label="Vary (Region)", emoji="🖌️"))
     if family == "v8":
         # v8 (2026): no Upscale, Zoom or Pan under a picked image (they moved to the web editor).
