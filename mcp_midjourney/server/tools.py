@@ -143,7 +143,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
             str,
             Field(
                 description="A button of that result: its label ('U2', 'V3', '🔄', 'Vary (Strong)'), short name "
-                "('U2', 'reroll', 'vary_strong', 'zoom_out_2x', 'pan_left', 'custom_zoom') or raw custom_id."
+                "('U2', 'reroll', 'vary_strong', 'zoom_out_2x', 'pan_left', 'animate_high') or raw custom_id."
             ),
         ],
         ctx: Context[AppState],

@@ -187,8 +187,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^MJ::Job::PicReader::(?P<extra>[1-4]|all)$"), "picreader"),
     (re.compile(r"^MJ::Picread::Retry$"), "picread_retry"),
     (re.compile(r"^MJ::Settings::(?P<extra>[A-Za-z]+)$"), "settings"),
-    (re.compile(r"^MJ::Prompts::Appeal::(?P<extra>[0-9a-z]+)$"), "acknowledge"),
-    (re.compile(r"^MJ::Prompts::Resubmit::(?P<extra>[0-9a-z]+)$"), "resubmit"),
+    (re.compile(r"^MJ::Prompts::Appeal::(?P<extra>[0-9A-Za-z_-]+)$"), "acknowledge"),
+    (re.compile(r"^MJ::Prompts::Resubmit::(?P<extra>[0-9A-Za-z_-]+)$"), "resubmit"),
 ]
 
 

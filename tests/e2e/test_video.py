@@ -127,9 +127,23 @@ async def test_download_dir_saves_the_mp4s(sim, server_log: Path, tmp_path: Path
         assert all(Path(f).read_bytes()[4:8] == b"ftyp" for f in mp4s)
 
 
+async def test_oref_with_a_local_file_and_a_profile_code_midjourney_rewrites(
+    sim, server_log: Path, tmp_path: Path
+) -> None:
+    knight = tmp_path / "knight.png"
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(knight)
+    async with spawn(sim, server_log, env={"MJ_ALLOWED_DIRS": str(tmp_path)}) as client:
+        prompt = f"a knight in a meadow --oref {knight} --ow 200 --p abc1234 --exp 20 --v 7"
+        grid = data(await client.call_tool("imagine", {"prompt": prompt, "wait_seconds": 20}))
+        assert grid["status"] == "completed" and len(grid["image_urls"]) == 4, grid
+        assert str(knight) not in grid["prompt"] and "--oref http" in grid["prompt"]
+        echoed = [m["content"] for m in sim.channel_messages() if "a knight in a meadow" in str(m.get("content"))]
+        assert echoed and all("--p abc1234" not in c for c in echoed)  # Midjourney echoed another code
+
+
 async def test_a_v8_result_is_complete_with_the_buttons_it_has(sim, server_log: Path) -> None:
     async with spawn(sim, server_log) as client:
-        single = await picked_image(client, "a glass city --v 8")
+        single = await picked_image(client, "a glass city --v 8 --draft")
         names = {b["name"] for b in single["buttons"]}
         assert names and not any(n.startswith(("upscale", "zoom", "pan")) for n in names), names
         assert "vary_strong" in names and "animate_high" in names
@@ -155,7 +169,7 @@ async def test_a_moderation_hold_lists_its_buttons_and_presses_nothing(sim, serv
 
         # The user asks: Resubmit runs the held prompt again, and the account is in use again.
         again = await press(client, held["message_id"], "Resubmit")
-        assert again["status"] == "completed" and len(again["image_urls"]) == 4, again
+        assert again["status"] == "completed" and len(again["image_urls"]) == 4, again["error"]
 
 
 async def test_a_video_costs_eight_jobs_of_the_budget(sim, server_log: Path, tmp_path: Path) -> None:
