@@ -318,8 +318,8 @@ def _aliases(slug: str) -> tuple[str, ...]:
     if slug in _MULTI_ALIASES:
         return _MULTI_ALIASES[slug]
     match = _U_ALIAS_RE.fullmatch(slug)
-    if match:
-        return (f"u{match.group(1)}",)
+    if match:  # U2 on a video grid is its second pick (video_virtual_upscale), whatever its label says
+        return (f"u{match.group(1)}", f"video_upscale_{match.group(1)}")
     match = _V_ALIAS_RE.fullmatch(slug)
     if match:
         return (f"v{match.group(1)}",)

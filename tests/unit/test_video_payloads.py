@@ -149,6 +149,12 @@ def test_what_each_video_button_is_and_costs() -> None:
         found = mj.find_button(buttons, spelling)
         assert found is not None and found.name == "animate_high_extend", spelling
     assert mj.find_button(mj.parse_buttons(grid["components"]), "U2").name == "video_upscale_2"  # type: ignore[union-attr]
+    unlabelled = copy.deepcopy(grid["components"])
+    for component in unlabelled[0]["components"]:
+        component.pop("label", None)
+    for spelling in ("U3", "u 3", "upscale 3"):
+        found = mj.find_button(mj.parse_buttons(unlabelled), spelling)
+        assert found is not None and found.name == "video_upscale_3", spelling
 
 
 def test_a_pick_press_is_built_like_any_button_press() -> None:
