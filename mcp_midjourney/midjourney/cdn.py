@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from mcp_midjourney.models import Button
 
 _GRID_PICKS = frozenset({"U1", "U2", "U3", "U4"})
+_GRID_VARIATIONS = frozenset({"V1", "V2", "V3", "V4"})  # a grid without U buttons (v8, as the anchors build it)
 # The mp4 of video <i> (0-based) of a video job. trueai-org/midjourney-proxy writes "0_<i>.mp4" instead: both are
 # unconfirmed by a capture, and this is the one place to change when one is.
 VIDEO_PATH = "video/{uuid}/{i}.mp4"
@@ -16,9 +17,11 @@ VIDEO_PATH = "video/{uuid}/{i}.mp4"
 def grid_image_urls(cdn_base: str, job_uuid: str | None, buttons: Sequence[Button]) -> list[str]:
     """The four single-image URLs of a finished 2x2 grid (`<base>/<uuid>/0_<i>.png`); [] for anything else.
 
-    A message is a grid when it carries U1-U4: an upscale, a describe answer or a video has no such four images.
+    A message is a grid when it carries U1-U4 (or V1-V4): an upscale, a describe answer or a video has no such four
+    images.
     """
-    if not job_uuid or not {b.name for b in buttons} >= _GRID_PICKS:
+    names = {b.name for b in buttons}
+    if not job_uuid or not (names >= _GRID_PICKS or names >= _GRID_VARIATIONS):
         return []
     base = cdn_base.rstrip("/")
     return [f"{base}/{job_uuid}/0_{i}.png" for i in range(4)]

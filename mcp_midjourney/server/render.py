@@ -42,6 +42,11 @@ def next_hint(job: Job) -> str:
             )
         if job.video_urls:
             return _video_hint(job, names)
+        if "V1" in names and len(job.image_urls) == 4:  # a grid with no U buttons (v8)
+            return (
+                f"The four images are in image_urls. press_button(message_id='{handle}', button='V1'..'V4') for "
+                "variations of one, or 'reroll' for a new grid."
+            )
         if job.prompts:
             return "Use one of the prompts with imagine, or press describe_1..describe_4 / imagine_all."
         if job.buttons:

@@ -260,3 +260,22 @@ def test_download_items_add_the_mp4s() -> None:
         "https://c/video/u/0.mp4",
         "u_video",
     )
+
+
+def test_a_grid_without_u_buttons_still_has_its_four_images_and_a_hint() -> None:
+    uuid = "0badf00d-aaaa-4bbb-8ccc-dddddddddddd"
+    rows = [
+        {
+            "type": 1,
+            "components": [
+                {"type": 2, "style": 2, "label": f"V{i}", "custom_id": f"MJ::JOB::variation::{i}::{uuid}"}
+                for i in range(1, 5)
+            ],
+        }
+    ]
+    buttons = mj.parse_buttons(rows)
+    urls = mj.grid_image_urls("https://cdn.midjourney.com", uuid, buttons)
+    assert urls == [f"https://cdn.midjourney.com/{uuid}/0_{i}.png" for i in range(4)]
+    job = Job(nonce="1", kind="imagine", prompt="a glass city --v 8", status=JobStatus.COMPLETED, buttons=buttons)
+    job.image_urls, job.result_message_id = urls, "2"
+    assert "V1'..'V4" in next_hint(job) and "U1" not in next_hint(job)
