@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         help="check the configuration, the token, the channel, the gateway and the command index; say what to fix",
     )
 
-    demo = sub.add_parser("demo", help="run the simulator and the server, imagine + U1 + get_message, save images")
+    demo = sub.add_parser(
+        "demo", help="run the simulator and the server: imagine, U1, animate, pick a video; save the files"
+    )
     demo.add_argument("prompt", nargs="?", default="a lighthouse in a storm, oil painting")
     demo.add_argument("--out", default="demo-output", help="folder for the images (default: ./demo-output)")
     demo.add_argument("--job-seconds", type=float, default=4.0, help="how long the simulated bot takes per job")

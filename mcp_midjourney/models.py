@@ -101,6 +101,7 @@ class JobView(BaseModel):
         default_factory=list,
         description="A grid's four images: 1 top-left .. 4 bottom-right.",
     )
+    video_urls: list[str] = Field(default_factory=list, description="A video result's mp4 files.")
     preview_url: str | None = Field(default=None, description="Low-resolution image while running.")
     buttons: list[ButtonView] = Field(default_factory=list, description="What press_button accepts next.")
     parent_message_id: str | None = Field(default=None, description="The message pressed to make this job.")

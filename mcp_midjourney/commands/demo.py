@@ -1,7 +1,8 @@
 """``mcp-midjourney demo``: the whole product, offline.
 
 Starts the simulator, spawns the real server over stdio with the `mcp` SDK's own client, and runs what an
-agent would: imagine, then U1, then get_message — showing progress and saving the images it gets.
+agent would: imagine, then U1, then get_message, then a short video flow (Animate, pick one video) — showing
+progress and saving the images and the mp4 it gets.
 """
 
 from __future__ import annotations
@@ -85,18 +86,36 @@ async def _demo(prompt: str, out: Path, job_seconds: float) -> int:
             if again is None:
                 return 1
 
+            clip = await _video(client, upscale["message_id"], progress)
+            if clip is None:
+                return 1
+
             out.mkdir(parents=True, exist_ok=True)
             saved: list[Path] = []
             targets = [(grid["image_url"], out / "grid.png")]
             targets += [(url, out / f"grid_{i}.png") for i, url in enumerate(grid["image_urls"], start=1)]
             targets.append((upscale["image_url"], out / "upscale_U1.png"))
+            targets.append((clip["video_urls"][0], out / "video_U1.mp4"))
             for url, path in targets:
                 await _download(http, url, path)
                 saved.append(path)
-        _say(f"\nsaved {len(saved)} images in {out.resolve()}:")
+        _say(f"\nsaved {len(saved)} files in {out.resolve()}:")
         for path in saved:
             _say(f"  {path.name} ({path.stat().st_size:,} bytes)")
     return 0
+
+
+async def _video(client: Any, message_id: str, progress: Any) -> dict[str, Any] | None:
+    """Animate the picked image, then pick the first of its videos: the single video, with its mp4."""
+    picked: dict[str, Any] | None = {"message_id": message_id}
+    for button in ("animate_high", "U1"):
+        assert picked is not None
+        _say(f"\n> press_button(message_id={picked['message_id']}, button='{button}')")
+        arguments = {"message_id": picked["message_id"], "button": button, "wait_seconds": 40}
+        picked = _show(await client.call_tool("press_button", arguments, progress_callback=progress))
+        if picked is None or picked.get("status") != "completed" or not picked.get("video_urls"):
+            return None
+    return picked
 
 
 def _show(result: Any) -> dict[str, Any] | None:

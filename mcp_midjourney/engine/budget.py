@@ -7,7 +7,8 @@ lives in a `BudgetStore` (`budget_store`: a JSON file in the state folder, share
 the count).
 
 Upscales: when no upscale limit is set, an upscale counts as a job (it costs GPU time too); set
-MJ_MAX_UPSCALES_PER_HOUR or MJ_MAX_UPSCALES_PER_DAY to count them separately instead.
+MJ_MAX_UPSCALES_PER_HOUR or MJ_MAX_UPSCALES_PER_DAY to count them separately instead. A video is a kind of its own
+that spends `VIDEO_JOBS` (8) jobs at once: its GPU time.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 
 from ..config import AccountSettings, Settings
 from . import budget_rules as rules
-from .budget_rules import DAY, HOUR, BudgetExceeded, BudgetLimits, Kind, Limits, Spend
+from .budget_rules import DAY, HOUR, VIDEO_JOBS, BudgetExceeded, BudgetLimits, Kind, Limits, Spend
 from .budget_store import BudgetStore, JsonFileStore, MemoryStore
 
 __all__ = [
     "DAY",
     "HOUR",
+    "VIDEO_JOBS",
     "Budget",
     "BudgetExceeded",
     "BudgetLimits",
@@ -100,11 +102,14 @@ class Budget:
         return any(limits.any for limits in self.limits.accounts.values())
 
     def spend(self, kind: Kind, account: str = "default", *, count: int = 1) -> Spend:
-        """Check every applicable limit and record `count` spends at once; raise BudgetExceeded instead."""
-        if kind not in ("job", "upscale"):
-            raise ValueError(f"kind must be 'job' or 'upscale', got {kind!r}")
+        """Check every applicable limit and record `count` spends at once (a video: `VIDEO_JOBS` each); raise
+        BudgetExceeded instead."""
+        if kind not in ("job", "upscale", "video"):
+            raise ValueError(f"kind must be 'job', 'upscale' or 'video', got {kind!r}")
         if count < 1:
             raise ValueError("count must be at least 1")
+        if kind == "video":
+            count *= VIDEO_JOBS
         ids = tuple(uuid.uuid4().hex[:16] for _ in range(count))
         if not self.enabled:  # nothing to enforce: no file is written for a budget nobody set
             return Spend(kind=kind, account=account, at=self._clock(), ids=ids, bucket=self.limits.bucket(kind))

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-Kind = Literal["job", "upscale"]
+Kind = Literal["job", "upscale", "video"]
+# A video job takes about eight times the GPU time of an image job (protocol.md §7): it is charged as that many
+# jobs, in the job counter (there is no video limit of its own).
+VIDEO_JOBS = 8
 HOUR = 3600.0
 DAY = 86400.0
 WINDOWS = (("hour", HOUR), ("day", DAY))
@@ -75,7 +78,8 @@ class BudgetLimits:
         return self.total.counts_upscales or any(limits.counts_upscales for limits in self.accounts.values())
 
     def bucket(self, kind: Kind) -> Kind:
-        """The counter a spend of `kind` goes to: an upscale goes to "job" unless upscales are counted apart."""
+        """The counter a spend of `kind` goes to: an upscale goes to "job" unless upscales are counted apart; a
+        video always goes to "job"."""
         return "upscale" if kind == "upscale" and self.separate_upscales else "job"
 
 

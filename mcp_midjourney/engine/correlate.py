@@ -32,7 +32,7 @@ WANTED_EVENTS = frozenset(
 # Jobs whose result is words, not images.
 TEXT_KINDS = frozenset({"describe", "shorten", "info", "fast", "relax", "turbo", "settings", "prefer"})
 # Presses whose only effect is Discord's acknowledgement.
-SIDE_EFFECTS = frozenset({"bookmark", "cancel"})
+SIDE_EFFECTS = frozenset({"bookmark", "cancel", "appeal"})
 
 
 @dataclass
@@ -213,6 +213,9 @@ def apply_message(store: JobStore, job: Job, msg: dict[str, Any], *, account: st
                 # Held, not dead: jobs already running carry on (their results still come); new work waits
                 # for another account, or fails saying what a person must do.
                 effect.hold = f"{reason} ({mj.account_advice(verdict)})"
+            buttons = mj.parse_buttons(as_list(msg.get("components")))
+            if buttons:  # "Pending mod message": Acknowledge / Resubmit are listed, for the agent to press, or not
+                job.buttons, job.result_message_id = buttons, message_id
             return effect
     content_text = as_text(msg.get("content"))
     failure = mj.plain_failure(content_text)
@@ -290,6 +293,7 @@ def _complete(store: JobStore, job: Job, msg: dict[str, Any], image: dict[str, A
     job.buttons = mj.parse_buttons(as_list(msg.get("components")))
     singles = mj.grid_image_urls(cdn_base, job.job_uuid, job.buttons)
     job.image_urls = singles or ([job.image_url] if job.image_url else [])
+    job.video_urls = mj.video_urls(cdn_base, job.job_uuid, job.buttons)
     job.preview_url = None
     job.queued_note = None
     if job.parent_message_id and job.parent_button:

@@ -162,11 +162,13 @@ class Engine:
         The press is charged to the budget by what it makes (an upscale, another job, or nothing), read from the
         button itself, and only when it really goes to Discord (not for an earlier result).
         """
+        parent = await self.get(message_id)  # (waits for a gateway itself when it must ask Discord)
+        if parent.status is JobStatus.FAILED and parent.buttons and (owner := self.account(parent.account)).problem:
+            owner.cleared()  # a button of the message that held the account (Acknowledge...): asked for, so let it go
         await self.ready()
-        parent = await self.get(message_id)
         chosen, action, target = choose_button(parent, button, message_id)
-        if action.kind == "upscale" and chosen.name.startswith("U"):
-            # Midjourney answers a second press of a used U button with nothing: return the first result.
+        if action.kind == "upscale" and (chosen.name.startswith("U") or action.detail == "video"):
+            # Midjourney answers a second press of a used U (or video pick) with nothing: return the first result.
             earlier = await self.lookup.earlier_upscale(parent, target, chosen, action.index)
             if earlier is not None:
                 return earlier
@@ -182,7 +184,7 @@ class Engine:
         job.request = ButtonPress(target, chosen.custom_id, parent.message_flags, chosen.component_type)
         # The message lives in one account's channel: only that account can press its buttons.
         job.pinned_account = parent.account or self.accounts[0].name
-        self.charges.reserve(job, mj.press_cost(action))
+        self.charges.reserve(job, mj.press_cost(action, on_video=bool(parent.video_urls)))
         await self._start(job)
         return job
 

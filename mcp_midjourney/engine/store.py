@@ -58,6 +58,7 @@ class Job:
     job_uuid: str | None = None
     image_url: str | None = None
     image_urls: list[str] = field(default_factory=list)
+    video_urls: list[str] = field(default_factory=list)  # a video result's mp4 links (protocol.md §7)
     preview_url: str | None = None
     buttons: list[Button] = field(default_factory=list)
     message_flags: int = 0

@@ -164,8 +164,10 @@ async def fetch_image(
     max_bytes: int = 25_000_000,
     timeout: float = 15.0,
     trusted_hosts: frozenset[str] = frozenset(),
+    videos: bool = False,
 ) -> tuple[bytes, str]:
-    """GET an image; return ``(bytes, content type)``. Raise `ImageFetchError` with what went wrong.
+    """GET an image (or, with `videos`, also an mp4); return ``(bytes, content type)``. Raise `ImageFetchError`
+    with what went wrong.
 
     Only http(s); hosts that resolve to loopback, private, link-local or reserved addresses are refused
     unless listed in `trusted_hosts` (``host`` or ``host:port``, see `trusted_hosts_for`). At most
@@ -175,12 +177,14 @@ async def fetch_image(
     """
     try:
         with anyio.fail_after(timeout):
-            return await _fetch(client, url, max_bytes, trusted_hosts)
+            return await _fetch(client, url, max_bytes, trusted_hosts, videos)
     except TimeoutError:
         raise ImageFetchError(f"fetching {shown_url(url)} took longer than {timeout:g} s") from None
 
 
-async def _fetch(client: httpx2.AsyncClient, url: str, max_bytes: int, trusted: frozenset[str]) -> tuple[bytes, str]:
+async def _fetch(
+    client: httpx2.AsyncClient, url: str, max_bytes: int, trusted: frozenset[str], videos: bool = False
+) -> tuple[bytes, str]:
     current = _parse(url)
     for _hop in range(MAX_REDIRECTS + 1):
         request = await _request(client, current, trusted)
@@ -193,20 +197,24 @@ async def _fetch(client: httpx2.AsyncClient, url: str, max_bytes: int, trusted: 
                 # Resolve against the logical URL: the request itself went to a pinned address.
                 current = _parse(str(current.join(response.headers["location"])))
                 continue
-            return await _read_image(response, current, max_bytes)
+            return await _read_image(response, current, max_bytes, videos)
         finally:
             await response.aclose()
     raise ImageFetchError(f"{shown_url(url)} redirected more than {MAX_REDIRECTS} times")
 
 
-async def _read_image(response: httpx2.Response, url: httpx2.URL, max_bytes: int) -> tuple[bytes, str]:
+async def _read_image(
+    response: httpx2.Response, url: httpx2.URL, max_bytes: int, videos: bool = False
+) -> tuple[bytes, str]:
     shown = shown_url(str(url))
     if response.status_code != 200:
         expired = response.status_code in (403, 404, 410)
         hint = " (Discord links expire after about a day: get_message gives fresh ones)" if expired else ""
         raise ImageFetchError(f"{shown} answered HTTP {response.status_code}{hint}")
     content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not content_type.startswith("image/") or content_type == "image/svg+xml":
+    if (not content_type.startswith("image/") or content_type == "image/svg+xml") and not (
+        videos and content_type == "video/mp4"
+    ):
         raise ImageFetchError(f"{shown} is not a raster image (content type {content_type or 'missing'!r})")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:

@@ -27,6 +27,7 @@ _EXTENSIONS = {
     "image/avif": ".avif",
     "image/bmp": ".bmp",
     "image/tiff": ".tiff",
+    "video/mp4": ".mp4",
 }
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -53,9 +54,18 @@ def safe_name(name: str) -> str:
     return cleaned[:150]
 
 
-def download_items(job_uuid: str, image_url: str | None, image_urls: list[str]) -> list[tuple[str, str]]:
+def download_items(
+    job_uuid: str, image_url: str | None, image_urls: list[str], video_urls: list[str] | None = None
+) -> list[tuple[str, str]]:
     """What `save_images` should save for a finished job: ``<uuid>_grid`` and ``<uuid>_1..4`` for a grid
-    (``image_urls`` holds the four singles), ``<uuid>`` for a single image."""
+    (``image_urls`` holds the four singles), ``<uuid>`` for a single image; a video result adds its mp4 files,
+    ``<uuid>_video_1..4`` (``<uuid>_video`` for a single video)."""
+    if video_urls:
+        videos = [
+            (url, f"{job_uuid}_video_{i}" if len(video_urls) > 1 else f"{job_uuid}_video")
+            for i, url in enumerate(video_urls, start=1)
+        ]
+        return download_items(job_uuid, image_url, image_urls) + videos
     if len(image_urls) > 1:
         items = [(image_url, f"{job_uuid}_grid")] if image_url else []
         return items + [(url, f"{job_uuid}_{index}") for index, url in enumerate(image_urls, start=1)]
@@ -103,7 +113,7 @@ async def save_images(
         async with limiter:
             try:
                 data, content_type = await fetch_image(
-                    client, url, max_bytes=max_bytes, timeout=timeout, trusted_hosts=trusted_hosts
+                    client, url, max_bytes=max_bytes, timeout=timeout, trusted_hosts=trusted_hosts, videos=True
                 )
                 path = directory / f"{names[index]}{extension_for(content_type)}"
                 await anyio.to_thread.run_sync(_write_atomic, path, data)

@@ -13,7 +13,7 @@ from mcp_midjourney.midjourney.buttons import (
     parse_buttons,
     press_cost,
 )
-from mcp_midjourney.midjourney.cdn import grid_image_urls
+from mcp_midjourney.midjourney.cdn import grid_image_urls, video_url, video_urls
 from mcp_midjourney.midjourney.commands import (
     CommandNotFound,
     attachment_ref,
@@ -67,4 +67,6 @@ __all__ = [
     "press_cost",
     "shorten_options",
     "slash_command",
+    "video_url",
+    "video_urls",
 ]

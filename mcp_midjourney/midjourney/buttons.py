@@ -25,7 +25,7 @@ __all__ = ["ButtonAction", "button_action", "button_name", "button_used", "find_
 class ButtonAction:
     """What pressing a button makes, read from its custom_id alone."""
 
-    kind: str  # upscale | variation | reroll | zoom | custom_zoom | pan | animate | bookmark | cancel |
+    kind: str  # upscale | variation | reroll | zoom | custom_zoom | pan | animate | extend | bookmark | cancel |
     #            appeal | describe_pick | describe_retry | unknown
     detail: str | None = None  # Subtle, Strong, Region, Creative, 2x, 4x, 1.5x, Square, Left, High, ...
     index: int | None = None  # 1-based image index (U/V), the Outpaint factor code (50/75/100), ...
@@ -37,6 +37,7 @@ _PRESSABLE_TYPES = (2, 3)  # button, string select
 _STYLE_USED = 1  # Midjourney turns a U button "primary" (blue) once it was pressed
 # Presses that start no Midjourney job: an acknowledgement, a moderation appeal, a second /describe.
 _FREE_KINDS = frozenset({"bookmark", "cancel", "appeal", "describe_retry"})
+_VIDEO_KINDS = frozenset({"animate", "extend"})
 _UPSCALE_VERSION_RE = re.compile(r"^v\d+(?:r\d+)?_")  # upsample_v6_…, upsample_v6r1_…, upsample_v7_…
 _UPSCALES = {
     "2x_subtle": ("upscale_subtle", "Subtle"),
@@ -80,6 +81,11 @@ _ALIASES = {
     "up": "pan_up",
     "down": "pan_down",
     "describe_all": "imagine_all",
+    "animate": "animate_high",
+    "extend": "animate_high_extend",
+    "extend_high": "animate_high_extend",
+    "extend_low": "animate_low_extend",
+    "acknowledge": "appeal",
 }
 # Words that mean different buttons on different messages (a grid's reroll, a /describe's retry).
 _MULTI_ALIASES = {"retry": ("reroll", "describe_retry")}
@@ -144,12 +150,18 @@ def button_action(custom_id: str) -> ButtonAction:
     return _derive(custom_id)[1]
 
 
-def press_cost(action: ButtonAction) -> Literal["job", "upscale"] | None:
-    """What a press costs in Midjourney's terms: an upscale (any U button, Upscale (Subtle), 2x, ...), another job
-    (variations, rerolls, zooms, pans, a describe pick's imagine), or nothing (bookmark, cancel, appeal)."""
+def press_cost(action: ButtonAction, *, on_video: bool = False) -> Literal["job", "upscale", "video"] | None:
+    """What a press costs in Midjourney's terms: an upscale (any U button, Upscale (Subtle), 2x, a video's pick),
+    a video job (Animate, Extend, and a reroll under a video: about eight image jobs of GPU time, protocol.md §7),
+    another job (variations, rerolls, zooms, pans, a describe pick's imagine), or nothing (bookmark, cancel, appeal).
+    `on_video`: the pressed message is a video result."""
     if action.kind in _FREE_KINDS:
         return None
-    return "upscale" if action.kind == "upscale" else "job"
+    if action.kind == "upscale":
+        return "upscale"
+    if action.kind in _VIDEO_KINDS or (on_video and action.kind == "reroll"):
+        return "video"
+    return "job"
 
 
 def button_used(button: Button) -> bool:
@@ -268,8 +280,10 @@ def _job_action(action: str, index: int | None, uuid: str | None) -> tuple[str |
     if lowered.startswith("pan_"):
         return _snake(lowered), ButtonAction("pan", lowered[4:].capitalize() or None, index, uuid)
     if lowered.startswith("animate"):
+        # animate_high / animate_low on an image; animate_high_extend / animate_low_extend on a picked video.
         motion = "High" if "high" in lowered else "Low" if "low" in lowered else None
-        return _snake(lowered), ButtonAction("animate", motion, index, uuid)
+        kind = "extend" if lowered.endswith("_extend") else "animate"
+        return _snake(lowered), ButtonAction(kind, motion, index, uuid)
     if lowered == "video_virtual_upscale":
         # Up to four on one video grid, told apart only by the index: the index is its identity here.
         name = f"video_upscale_{index}" if index else "video_upscale"
@@ -304,8 +318,8 @@ def _aliases(slug: str) -> tuple[str, ...]:
     if slug in _MULTI_ALIASES:
         return _MULTI_ALIASES[slug]
     match = _U_ALIAS_RE.fullmatch(slug)
-    if match:
-        return (f"u{match.group(1)}",)
+    if match:  # U2 on a video grid is its second pick (video_virtual_upscale), whatever its label says
+        return (f"u{match.group(1)}", f"video_upscale_{match.group(1)}")
     match = _V_ALIAS_RE.fullmatch(slug)
     if match:
         return (f"v{match.group(1)}",)

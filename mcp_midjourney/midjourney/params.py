@@ -283,7 +283,7 @@ class _Check:
                     "the prompt has no text: describe the image you want, "
                     "e.g. 'a red fox in fresh snow, soft morning light --ar 3:2'"
                 )
-            elif len(image_urls) == 1:
+            elif len(image_urls) == 1 and not any(table.specs[name].requires_image for name in self.shown):
                 self.errors.append(
                     "one image URL and no text: an image prompt needs a description too, or a second image to "
                     f"blend with, e.g. '{image_urls[0]} the same scene as a watercolour painting'"
@@ -294,11 +294,31 @@ class _Check:
                         f"{self.shown[name]}: --{name} applies to prompts with text only; add a description, "
                         f"e.g. 'a lighthouse at dusk {self.shown[name]}'"
                     )
+        for name, shown in self.shown.items():
+            self._requirements(table.specs[name], shown, image_urls)
         for names, why in table.exclusive:
             present = [self.shown[n] for n in names if n in self.shown]
             if len(present) > 1:
                 self.errors.append(f"{' and '.join(present)} together: {why}; keep one, e.g. {present[0]}")
         self._models()
+
+    def _requirements(self, spec: ParamSpec, shown: str, image_urls: list[str]) -> None:
+        """Errors for a parameter that needs another one (--motion needs --video) or a leading image (--video)."""
+        if spec.requires_image and not image_urls:
+            self.errors.append(
+                f"{shown}: --{spec.name} animates an image: start the prompt with an image URL (or pass a local "
+                f"file in images), e.g. 'https://example.com/start.png waves roll in {shown}'"
+            )
+        for needed in spec.requires:
+            if needed in self.shown:
+                continue
+            other = self.table.specs[needed]
+            add = f"--{needed} {other.example}".strip() if other.kind != "flag" else f"--{needed}"
+            start = "https://example.com/start.png waves roll in" if other.requires_image else "a lighthouse at dusk"
+            self.errors.append(
+                f"{shown}: --{spec.name} works only with --{needed} ({re.split(r' ?[:(,]', other.about)[0]}); add it, "
+                f"e.g. '{start} {add} {shown}'"
+            )
 
     def _models(self) -> None:
         """Warnings for what the model named in the prompt may refuse (nothing to say when none is named)."""

@@ -53,6 +53,8 @@ class ParamSpec:
     by_model: Mapping[str, ValueRule] = field(default_factory=dict)
     deprecated: str | None = None
     requires_text: bool = False
+    requires: tuple[str, ...] = ()  # parameters that must come with this one (--motion needs --video)
+    requires_image: bool = False  # the prompt must start with an image (--video animates it)
     multiplies_jobs: bool = False
 
 
@@ -140,6 +142,8 @@ def _spec(name: str, raw: Mapping[str, Any]) -> ParamSpec:
         by_model={m: _rule(r, f"{where} by_model {m!r}") for m, r in by_model.items()},
         deprecated=raw.get("deprecated"),
         requires_text=bool(raw.get("requires_text", False)),
+        requires=tuple(raw.get("requires", ())),
+        requires_image=bool(raw.get("requires_image", False)),
         multiplies_jobs=bool(raw.get("multiplies_jobs", False)),
     )
 
@@ -155,6 +159,9 @@ def load_table(data: Mapping[str, Any]) -> ParamTable:
             if alias.lower() in names:
                 raise ValueError(f"params.json: the name --{alias} belongs to two parameters")
             names[alias.lower()] = spec
+    for spec in specs.values():
+        if any(name not in specs for name in spec.requires):
+            raise ValueError(f"params.json parameter {spec.name!r} requires unknown parameters {list(spec.requires)}")
     exclusive = []
     for group in data.get("exclusive", []):
         unknown = [n for n in group["names"] if n not in specs]

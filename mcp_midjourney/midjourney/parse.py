@@ -68,12 +68,19 @@ _DETAILS = {
 
 _FAILURE_PREFIXES = ("failed to process your command", "there was an error processing your request")
 
-# Progress previews: "<uuid>_grid_0.webp" (also the 2026 short form "9a5aa072_grid_0.webp").
-_PROGRESS_FILE_RE = re.compile(r"(?:^|[_/])grid_\d+\.(?:webp|png|jpe?g)$", re.IGNORECASE)
+# Progress previews: "<uuid>_grid_0.webp" (also the 2026 short form "9a5aa072_grid_0.webp"); a video job's frames
+# are "<uuid>_step_<N>.jpeg" (protocol.md §7).
+_PROGRESS_FILE_RE = re.compile(r"(?:^|[_/])(?:grid|step)_\d+\.(?:webp|png|jpe?g)$", re.IGNORECASE)
 
 # normalise_prompt: what Midjourney rewrites in the prompt it echoes.
 _URL_RE = re.compile(r"<?https?://[^\s>]*>?", re.IGNORECASE)
 _VERSION_PARAM_RE = re.compile(r"(?<!\S)--(?:v|version|niji)(?:\s+\d[\w.]*)?(?=\s|$)", re.IGNORECASE)
+# What Midjourney rewrites or drops in an echo (protocol.md §7): a profile's codes, a video's --no clause and the
+# video model's number. Dropped from both sides of the comparison, with the words that follow them.
+_ECHO_CHANGED_RE = re.compile(
+    r"(?<!\S)--(?:p|profile|personalize|no)(?:\s+(?!--)\S+)*|(?<!\S)--video(?:\s+\d[\w.]*)?(?=\s|$)",
+    re.IGNORECASE,
+)
 _SPACE_RE = re.compile(r"\s+")
 
 
@@ -294,14 +301,15 @@ def normalise_prompt(text: str) -> str:
     """A comparison key for the LAST-RESORT prompt match, equal for a sent prompt and Midjourney's echo.
 
     Drops URLs (the bot turns image links into ``<https://s.mj.run/…>``) and angle brackets, drops the
-    ``--v``/``--version``/``--niji`` parameter the bot appends, turns an em dash (what some keyboards
+    ``--v``/``--version``/``--niji`` parameter the bot appends and what it rewrites (``--p`` codes, a video's
+    ``--no`` clause, ``--video 1``), turns an em dash (what some keyboards
     make of "--") back into "--", collapses whitespace and casefolds.
     """
     if not isinstance(text, str):
         return ""
     text = unicodedata.normalize("NFC", text).replace("\u2014", "--")
     text = _URL_RE.sub(" ", text).replace("<", " ").replace(">", " ")
-    text = _VERSION_PARAM_RE.sub(" ", text)
+    text = _ECHO_CHANGED_RE.sub(" ", _VERSION_PARAM_RE.sub(" ", text))
     return _SPACE_RE.sub(" ", text).strip().casefold()
 
 

@@ -27,7 +27,9 @@ press_button on the returned message_id: U1-U4 picks one image (1 top-left, 2 to
 4 bottom-right), V1-V4 makes four variations of one, reroll makes a new grid. A picked image has its own
 buttons (vary_subtle, vary_strong, vary_region, zoom_out_2x, custom_zoom, pan_left, upscale_subtle, ...):
 each result lists the ones you may press. If a result has status needs_input, Midjourney asks for a prompt:
-call press_button again with prompt=... . describe(image) suggests prompts for an image; blend(images) mixes
+call press_button again with prompt=... . Video: animate_high / animate_low on a picked image (or imagine
+of an image with --video) gives four mp4s in video_urls; U1-U4 picks one, extend_high / extend_low lengthens it.
+describe(image) suggests prompts for an image; blend(images) mixes
 2-5 images; check_prompt validates a prompt for free before you spend; account() shows fast time and modes.
 Jobs take 30-90 s. A call waits at most wait_seconds (capped under a minute); a job still running comes back
 queued or in_progress: call get_message(message_id, wait_seconds=30) until completed or failed. Always pass

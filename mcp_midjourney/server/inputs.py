@@ -1,5 +1,5 @@
 """Images the agent hands us: http(s) URLs (fetched with the SSRF guard) or local files (inside allowed folders),
-alone or inside a prompt (image prompts, --sref/--cref/--oref paths).
+alone or inside a prompt (image prompts, --sref/--cref/--oref/--end paths).
 
 Every refusal is an `InputError` whose message says what to do instead; nothing here touches Discord: the
 upload of a local file is a function the caller hands in. What is uploaded is an image's pixels re-encoded
@@ -27,7 +27,7 @@ DECODING = anyio.CapacityLimiter(2)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # Discord's upload limit for an account without Nitro
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 # A path in a prompt: alone, or as the value of a reference parameter (which makes it a file even if it is missing).
-_LOCAL_REF = re.compile(r"(?<!\S)(--(?:sref|cref|oref)\s+)?((?:~|\.{1,2})?/[^\s]+|[A-Za-z]:[\\/][^\s]+)")
+_LOCAL_REF = re.compile(r"(?<!\S)(--(?:sref|cref|oref|end)\s+)?((?:~|\.{1,2})?/[^\s]+|[A-Za-z]:[\\/][^\s]+)")
 
 
 class InputError(Exception):

@@ -40,13 +40,27 @@ def next_hint(job: Job) -> str:
                 f"Pick an image: press_button(message_id='{handle}', button='U1'..'U4') to upscale it, 'V1'..'V4' "
                 "for variations, or 'reroll' for a new grid."
             )
+        if job.video_urls:
+            return _video_hint(job, names)
+        if "V1" in names and len(job.image_urls) == 4:  # a grid with no U buttons (v8)
+            return (
+                f"The four images are in image_urls. press_button(message_id='{handle}', button='V1'..'V4') for "
+                "variations of one, or 'reroll' for a new grid."
+            )
         if job.prompts:
             return "Use one of the prompts with imagine, or press describe_1..describe_4 / imagine_all."
         if job.buttons:
             some = ", ".join(b.name for b in job.buttons[:6])
-            return f"Refine with press_button(message_id='{handle}', button=...), e.g. {some}."
+            video = " (animate_high / animate_low make a video)" if "animate_high" in names else ""
+            return f"Refine with press_button(message_id='{handle}', button=...), e.g. {some}{video}."
         return "Done."
     if job.status is JobStatus.FAILED:
+        if job.buttons:  # a moderation hold's message: its buttons are for a person to choose
+            some = " or ".join(f"'{b.label}'" for b in job.buttons[:3])
+            return (
+                f"The job failed and Midjourney holds the account: tell the user; press_button(message_id='{handle}', "
+                f"button={some}) only if they ask."
+            )
         return "The job failed: read error, adjust the prompt or settings, and try again."
     if job.status is JobStatus.NEEDS_INPUT:
         if job.modal is not None and job.modal.iframe:
@@ -59,6 +73,21 @@ def next_hint(job: Job) -> str:
             "(start from input_prompt)."
         )
     return f"Still running: call get_message(message_id='{handle}', wait_seconds=30) to wait for the result."
+
+
+def _video_hint(job: Job, names: set[str]) -> str:
+    handle = job.handle
+    if any(n.startswith("video_upscale") for n in names):
+        return (
+            f"The mp4 files are in video_urls. press_button(message_id='{handle}', "
+            f"button='U1'..'U{len(job.video_urls)}') picks one video, which can then be extended."
+        )
+    if "animate_high_extend" in names or "animate_low_extend" in names:
+        return (
+            f"The mp4 is in video_urls. press_button(message_id='{handle}', button='extend_high' or 'extend_low') "
+            "makes it about 4 s longer."
+        )
+    return "The mp4 files are in video_urls."
 
 
 def job_view(
@@ -77,6 +106,7 @@ def job_view(
         job_uuid=job.job_uuid,
         image_url=job.image_url,
         image_urls=list(job.image_urls),
+        video_urls=list(job.video_urls),
         preview_url=job.preview_url,
         buttons=[
             ButtonView(label=b.label, name=b.name) for b in (job.buttons or job.progress_buttons) if not b.disabled
@@ -106,6 +136,7 @@ def summary(view: JobView) -> str:
         lines.append(f"image: {view.image_url}")
     for i, url in enumerate(view.image_urls if len(view.image_urls) > 1 else [], start=1):
         lines.append(f"image {i}: {url}")
+    lines += [f"video {i}: {url}" for i, url in enumerate(view.video_urls, start=1)]
     lines += [f"prompt {i}: {p}" for i, p in enumerate(view.prompts, start=1)]
     if view.input_prompt is not None:
         lines.append(f"input_prompt: {view.input_prompt}")
@@ -179,7 +210,7 @@ class Renderer:
 
     async def _save(self, job: Job, notes: list[str]) -> None:
         assert self.settings.download_dir is not None
-        items = download_items(job.job_uuid or job.handle, job.image_url, job.image_urls)
+        items = download_items(job.job_uuid or job.handle, job.image_url, job.image_urls, job.video_urls)
         try:
             paths = await save_images(self.http, items, self.settings.download_dir, trusted_hosts=self.trusted)
         except SaveError as exc:

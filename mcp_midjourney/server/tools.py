@@ -114,10 +114,11 @@ def add_tools(server: MCPServer[AppState]) -> None:
     ) -> Annotated[CallToolResult, JobView]:
         """Start a Midjourney /imagine job: four candidate images in a 2x2 grid.
 
-        The prompt is checked first (a malformed parameter is refused at no cost). Local files in --sref/--cref
-        or in `images` are uploaded. Returns the job: message_id, status, the grid's image_url, the four
-        image_urls, a preview, and the buttons to press next (U1-U4, V1-V4, reroll). If it is still running
-        when the wait ends, call get_message with the returned message_id.
+        The prompt is checked first (a malformed parameter is refused at no cost). Local files in --sref/--cref/
+        --oref/--end or in `images` are uploaded. An image with --video makes videos (mp4s in video_urls).
+        Returns the job: message_id, status, the grid's image_url, the four image_urls, a preview, and the
+        buttons to press next (U1-U4, V1-V4, reroll). If it is still running when the wait ends, call
+        get_message with the returned message_id.
         """
         state = await ready_state(ctx)
         engine = state.engine
@@ -133,7 +134,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                 raise ToolError(str(exc)) from None
         check = _checked(text)
         try:
-            job = await engine.imagine(text, cost="job", count=check.jobs)
+            job = await engine.imagine(text, cost="video" if "video" in check.params else "job", count=check.jobs)
         except (EngineError, BudgetExceeded) as exc:
             raise ToolError(str(exc)) from None
         job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
@@ -146,7 +147,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
             str,
             Field(
                 description="A button of that result: its label ('U2', 'V3', '🔄', 'Vary (Strong)'), short name "
-                "('U2', 'reroll', 'vary_strong', 'zoom_out_2x', 'pan_left', 'custom_zoom') or raw custom_id."
+                "('U2', 'reroll', 'vary_strong', 'zoom_out_2x', 'pan_left', 'animate_high') or raw custom_id."
             ),
         ],
         ctx: Context[AppState],

@@ -20,7 +20,7 @@ from .jobs import ERROR_COLOUR, Job, Jobs, Spawn
 from .messages import Message, embed
 from .picreader import describe_prompts, stored_upload
 from .presses import Presses
-from .prompts import check, echo, mode_override, model_family
+from .prompts import check, echo, is_video, mode_override, model_family, video_count
 from .state import World
 
 JSON = dict[str, Any]
@@ -44,6 +44,7 @@ class MidjourneyBot:
         self.jobs = jobs
         self._spawn = spawn
         self.describes: OrderedDict[str, list[str]] = OrderedDict()
+        self.held_prompts: OrderedDict[str, str] = OrderedDict()  # a moderation message's token -> its prompt
         self.presses = Presses(self)
 
     # -- entry points ------------------------------------------------------------------------------
@@ -129,8 +130,17 @@ class MidjourneyBot:
         answer = faults.take_answer(prompt) if it.account is not None else None
         if answer is not None and not answer.after_start and answer.title.casefold() != "job queued":
             faults.note("answer", answer.title)
+            rows = None
+            if answer.title.casefold() == "pending mod message":  # 2026: with Acknowledge / Resubmit buttons
+                token = short_code().lower()
+                self.held_prompts[token] = prompt
+                while len(self.held_prompts) > 200:
+                    self.held_prompts.popitem(last=False)
+                rows = buttons.moderation_rows(token)
             self.jobs.reply_embed(
-                it, embed(answer.title, answer.description, color=answer.color, footer=f"/imagine {prompt}")
+                it,
+                embed(answer.title, answer.description, color=answer.color, footer=f"/imagine {prompt}"),
+                components=rows,
             )
             return None
         problem = check(prompt, self.world.config.banned_words)
@@ -151,6 +161,8 @@ class MidjourneyBot:
             mode=mode,
             answers_interaction=answers,
         )
+        if is_video(prompt):
+            job.kind, job.result, job.videos = "video" if kind == "imagine" else kind, "video", video_count(prompt)
         if answer is not None and not answer.after_start:  # "Job queued", on demand
             notice = embed(answer.title, answer.description, color=answer.color, footer=f"/imagine {job.echo}")
             self.jobs.queue_then_run(job, notice, delay=self.world.config.job_seconds / 2)

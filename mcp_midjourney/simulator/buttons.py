@@ -58,8 +58,11 @@ def single_rows(
         button(f"MJ::JOB::low_variation::1::{uuid}::SOLO", label="Vary (Subtle)", emoji="🪄"),
         button(f"MJ::JOB::high_variation::1::{uuid}::SOLO", label="Vary (Strong)", emoji="🪄"),
     ]
-    if family != "v7":
+    if family not in ("v7", "v8"):
         vary.append(button(f"MJ::Inpaint::1::{uuid}::SOLO", label="Vary (Region)", emoji="🖌️"))
+    if family == "v8":
+        # v8 (2026): no Upscale, Zoom or Pan under a picked image (they moved to the web editor).
+        return [row(*vary), row(*_animate_buttons(uuid), button(f"MJ::BOOKMARK::{uuid}", emoji="❤️"))]
     first = vary if upscaled else _upscale_buttons(uuid, family) + vary
     zoom = [
         button(f"MJ::Outpaint::50::1::{uuid}::SOLO", label="Zoom Out 2x", emoji="🔍"),
@@ -71,20 +74,49 @@ def single_rows(
     rows = [row(*first), row(*zoom), row(*pans)]
     last = [button(f"MJ::BOOKMARK::{uuid}", emoji="❤️")]
     if family == "v7" and not upscaled:
-        last = [
-            button(f"MJ::JOB::animate_high::1::{uuid}::SOLO", label="Animate (High motion)", emoji="🎞️"),
-            button(f"MJ::JOB::animate_low::1::{uuid}::SOLO", label="Animate (Low motion)", emoji="🎞️"),
-            *last,
-        ]
+        last = [*_animate_buttons(uuid), *last]
     rows.append(row(*last))
     if extra:
         rows.append(row(*(button(f"MJ::JOB::{action}::1::{uuid}::SOLO", label=label) for action, label in extra)))
     return rows
 
 
-def video_rows(uuid: str) -> list[JSON]:
-    """Under an Animate result: one upscale per video."""
-    return [row(*(button(f"MJ::JOB::video_virtual_upscale::{i}::{uuid}", label=f"U{i}") for i in range(1, 5)))]
+def _animate_buttons(uuid: str) -> list[JSON]:
+    return [
+        button(f"MJ::JOB::animate_high::1::{uuid}::SOLO", label="Animate (High motion)", emoji="🎞️"),
+        button(f"MJ::JOB::animate_low::1::{uuid}::SOLO", label="Animate (Low motion)", emoji="🎞️"),
+    ]
+
+
+def video_rows(uuid: str, videos: int = 4, used: frozenset[int] = frozenset()) -> list[JSON]:
+    """Under a video grid (Animate, Extend, an --video prompt): one pick per video (a used one turns blue), 🔄."""
+    picks = [
+        button(f"MJ::JOB::video_virtual_upscale::{i}::{uuid}", label=f"U{i}", style=1 if i in used else 2)
+        for i in range(1, videos + 1)
+    ]
+    return [row(*picks, button(f"MJ::JOB::reroll::0::{uuid}::SOLO", emoji="🔄"))]
+
+
+def clip_rows(uuid: str) -> list[JSON]:
+    """Under one picked video: Extend (High / Low motion) and ❤️ (protocol.md §7)."""
+    return [
+        row(
+            button(f"MJ::JOB::animate_high_extend::1::{uuid}", label="Extend (High motion)", emoji="🎞️"),
+            button(f"MJ::JOB::animate_low_extend::1::{uuid}", label="Extend (Low motion)", emoji="🎞️"),
+            button(f"MJ::BOOKMARK::{uuid}", emoji="❤️"),
+        )
+    ]
+
+
+def moderation_rows(token: str) -> list[JSON]:
+    """Under "Pending mod message" (2026): Acknowledge (the appeal id of protocol.md §5) and Resubmit (no capture
+    shows its id: ours is a guess in the same namespace)."""
+    return [
+        row(
+            button(f"MJ::Prompts::Appeal::{token}", label="Acknowledge", style=3),
+            button(f"MJ::Prompts::Resubmit::{token}", label="Resubmit"),
+        )
+    ]
 
 
 def cancel_rows(uuid: str) -> list[JSON]:
@@ -155,6 +187,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^MJ::Job::PicReader::(?P<extra>[1-4]|all)$"), "picreader"),
     (re.compile(r"^MJ::Picread::Retry$"), "picread_retry"),
     (re.compile(r"^MJ::Settings::(?P<extra>[A-Za-z]+)$"), "settings"),
+    (re.compile(r"^MJ::Prompts::Appeal::(?P<extra>[0-9A-Za-z_-]+)$"), "acknowledge"),
+    (re.compile(r"^MJ::Prompts::Resubmit::(?P<extra>[0-9A-Za-z_-]+)$"), "resubmit"),
 ]
 
 

@@ -114,13 +114,31 @@ def render(key: ImageKey) -> tuple[bytes, str, int, int]:
     return encode(render_single(key.prompt, key.seed, key.index, size), "PNG"), "image/png", size, size
 
 
-def render_animation(prompt: str, seed: str) -> bytes:
-    """A small animated WEBP (a 2x2 grid whose colours cycle), like the previews of Animate jobs."""
-    base = render_grid(prompt, seed).resize((SINGLE_SIZE, SINGLE_SIZE), Image.Resampling.BILINEAR)
+def render_animation(prompt: str, seed: str, index: int = 0) -> bytes:
+    """A small animated WEBP, like the attachment of a video result: the 2x2 grid of its videos (`index` 0) or one
+    picked video (1..4), whose frames turn a little; its first frame is a still of the first frames."""
+    still = render_grid(prompt, seed) if index == 0 else render_single(prompt, seed, index)
+    base = still.resize((SINGLE_SIZE, SINGLE_SIZE), Image.Resampling.BILINEAR)
     frames = [base.rotate(angle, fillcolor=(0, 0, 0)) for angle in (0, 3, 6, 3)]
     buffer = io.BytesIO()
     frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=150, loop=0, quality=50)
     return buffer.getvalue()
+
+
+def render_step(prompt: str, seed: str, percent: int) -> bytes:
+    """A video job's progress frame (`…_step_N.jpeg`): a blurred still of its grid, as JPEG."""
+    buffer = io.BytesIO()
+    _progress(ImageKey(prompt, seed, 0, percent)).save(buffer, "JPEG", quality=60)
+    return buffer.getvalue()
+
+
+def fake_mp4(seed: str, index: int) -> bytes:
+    """The bytes served for a video's mp4: an ISO-BMFF `ftyp` box and an `mdat` naming the job and the video.
+
+    Not playable (no `moov`): the simulator only has to show where the file is and that it downloads."""
+    body = f"simulated video {index} of job {seed}".encode()
+    ftyp = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    return ftyp + (len(body) + 8).to_bytes(4, "big") + b"mdat" + body
 
 
 class ImageCache:

@@ -20,7 +20,7 @@ from . import buttons
 from .chat import INTERACTION_COMMAND, Chat, Interaction
 from .faults import EmbedAnswer
 from .ids import job_uuid
-from .images import ImageKey, render_animation
+from .images import ImageKey, render_animation, render_step
 from .messages import Message, embed, user_object
 from .prompts import filename_user, slug
 from .state import Channel, StoredFile, World
@@ -49,7 +49,8 @@ class Job:
     interaction: Interaction | None
     label: str = ""  # "Variations (Strong) by", "Zoom Out by"...; "" for a plain grid
     progress_label: str | None = None  # upscales say "Upscaling by" while they run
-    result: str = "grid"  # grid | single | video
+    result: str = "grid"  # grid | single | video (a grid of videos) | clip (one picked video)
+    videos: int = 4  # a video grid's videos (--bs)
     seed: str = ""  # whose pixels a single result shows (the parent job's uuid)
     index: int = 0  # and which of them
     scale: int = 1  # 2 for an upscaled (Subtle/Creative/2x/4x) single
@@ -169,11 +170,15 @@ class Jobs:
         self.world.faults.note("shadow", twin.uuid)
         self.submit(twin)
 
-    def reply_embed(self, interaction: Interaction, body: JSON, *, ephemeral: bool = True) -> Message:
-        """Answer an interaction with one embed (errors and notices are only for the asker)."""
+    def reply_embed(
+        self, interaction: Interaction, body: JSON, *, ephemeral: bool = True, components: list[JSON] | None = None
+    ) -> Message:
+        """Answer an interaction with one embed (errors and notices are only for the asker), maybe with buttons."""
         message = self.chat.compose(
             interaction.channel, interaction=interaction, nonce=True, ephemeral=ephemeral, embeds=[body]
         )
+        if components:
+            message.components = components
         self.chat.succeed(interaction)
         return self.chat.post(message)
 
@@ -234,8 +239,7 @@ class Jobs:
             if job.refusal is not None and step > 1:
                 return self._refused(job, start, job.refusal)
             percent = round(step * 100 / (steps + 1))
-            await self._prerender(job.image_key(percent))
-            frame = self.world.image_attachment(job.channel.id, job.image_key(percent), f"{job.uuid}_grid_0.webp")
+            frame = await self._frame(job, step, percent)
             start.content = f"{job.head(running=True)} ({percent}%) ({mode})"
             start.attachments = [frame]
             start.components = buttons.cancel_rows(job.uuid)
@@ -245,6 +249,15 @@ class Jobs:
         if job.result != "video":
             await self._prerender(job.image_key())
         self._finish(job, start, mode)
+
+    async def _frame(self, job: Job, step: int, percent: int) -> JSON:
+        """A progress frame: `<uuid>_grid_0.webp` of an image job, `<uuid>_step_<N>.jpeg` of a video job."""
+        if job.result == "video":
+            data = await anyio.to_thread.run_sync(render_step, job.echo, job.uuid, percent)
+            stored = StoredFile(f"{job.uuid}_step_{step}.jpeg", "image/jpeg", len(data), 256, 256, loader=lambda: data)
+            return self.world.add_file(job.channel.id, stored)
+        await self._prerender(job.image_key(percent))
+        return self.world.image_attachment(job.channel.id, job.image_key(percent), f"{job.uuid}_grid_0.webp")
 
     async def _prerender(self, key: ImageKey) -> None:
         # Drawing and encoding take milliseconds: keep them off the loop that answers heartbeats.
@@ -261,7 +274,7 @@ class Jobs:
             data = render_animation(job.echo, job.uuid)
             stored = StoredFile(job.filename("webp"), "image/webp", len(data), 512, 512, loader=lambda: data)
             result.attachments = [self.world.add_file(job.channel.id, stored)]
-            result.components = buttons.video_rows(job.uuid)
+            result.components = buttons.video_rows(job.uuid, job.videos)
         else:
             result.attachments = [self.world.image_attachment(job.channel.id, job.image_key(), job.filename())]
             result.components = (

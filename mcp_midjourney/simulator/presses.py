@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from . import buttons
 from .chat import Interaction
 from .ids import job_uuid
+from .images import render_animation
 from .jobs import Job
-from .prompts import mode_override
+from .prompts import mode_override, video_count, video_echo
+from .state import StoredFile
 
 if TYPE_CHECKING:
     from .bot import MidjourneyBot
@@ -83,6 +85,8 @@ class Presses:
             self._picreader(it, press.extra)
         elif press.action == "settings":
             self._settings(it, press.extra)
+        elif press.action in ("acknowledge", "resubmit"):
+            self._moderation(it, press.action, press.extra)
         elif press.action == "cancel":
             self.jobs.cancel(press.uuid)
             self.chat.succeed(it)
@@ -143,9 +147,10 @@ class Presses:
                 f"{parent.echo} --zoom 2",
             )
             self._open(it, modal, partial(self._remixed, "Zoom Out by"))
-        elif action in ("animate_high", "animate_low"):
-            motion = action.removeprefix("animate_")
-            self._derive(it, parent, "animate", "", result="video", echo=f"{parent.echo} --motion {motion} --video 1")
+        elif action in ("animate_high", "animate_low", "animate_high_extend", "animate_low_extend"):
+            self._animate(it, parent, press, remix)
+        elif action == "video_virtual_upscale":
+            self._pick_video(it, parent, press.index)
         elif action == "inpaint":
             # Vary (Region) draws a mask in an iframe served by Midjourney: not simulated past the opening.
             it.responded = True
@@ -198,6 +203,7 @@ class Presses:
         progress: str | None = None,
         scale: int = 1,
         echo: str | None = None,
+        reference: str | None = None,
     ) -> Job:
         """A new job made from a button of `parent`'s message, as a reply to that message."""
         mode = mode_override(parent.echo) or (it.account.mode if it.account else "fast")
@@ -216,11 +222,68 @@ class Presses:
             index=index,
             scale=scale,
             family=parent.family,
-            reference_id=it.message_id,
+            reference_id=reference or it.message_id,
             mode=mode,
         )
+        if result == "video":
+            job.videos = video_count(job.echo)
         self.jobs.submit(job)
         return job
+
+    # -- video (protocol.md §7) -------------------------------------------------------------------
+
+    def _animate(self, it: Interaction, parent: Job, press: buttons.Press, remix: bool) -> None:
+        """Animate an image, or Extend a picked video: a new video job (after the AnimateModal, with Remix on)."""
+        extend = press.action.endswith("_extend")
+        motion = "high" if "high" in press.action else "low"
+
+        def start(source: Interaction, prompt: str) -> None:
+            echo = prompt if extend else video_echo(prompt, motion)
+            kind = "extend" if extend else "animate"
+            self._derive(source, parent, kind, "", result="video", echo=echo, reference=it.message_id)
+
+        if remix:
+            modal = Modal(
+                f"MJ::AnimateModal::{parent.uuid}::{press.index}::{motion}::{int(extend)}",
+                "Animate" if not extend else "Extend",
+                "MJ::AnimateModal::prompt",
+                "Prompt",
+                parent.echo,
+            )
+            self._open(it, modal, start)
+        else:
+            start(it, parent.echo)
+
+    def _pick_video(self, it: Interaction, parent: Job, index: int) -> None:
+        """U1-U4 on a video grid (`video_virtual_upscale`): the one video at once, with Extend buttons."""
+        grid = self.world.message(it.channel.id, it.message_id or "")
+        self.chat.succeed(it)
+        if index in parent.used_upscales or grid is None or not 1 <= index <= parent.videos:
+            return  # pressed before: Midjourney answers nothing new
+        parent.used_upscales.add(index)
+        clip = Job(job_uuid(), "upscale", parent.echo, it.user, it.channel, it, result="clip", seed=parent.uuid)
+        clip.index, clip.videos, clip.reference_id, clip.state = index, 1, grid.id, "done"
+        self.jobs.remember(clip)
+        reply = self.chat.compose(
+            it.channel, f"**{parent.echo}** - Image #{index} <@{it.user_id}>", interaction=it, reference_id=grid.id
+        )
+        data = render_animation(parent.echo, parent.uuid, index)
+        stored = StoredFile(clip.filename("webp"), "image/webp", len(data), 512, 512, loader=lambda: data)
+        reply.attachments = [self.world.add_file(it.channel.id, stored)]
+        reply.components = buttons.clip_rows(clip.uuid)
+        clip.result_message_id = self.chat.post(reply).id
+        grid.components = buttons.video_rows(parent.uuid, parent.videos, frozenset(parent.used_upscales))
+        self.chat.edit(grid)
+
+    def _moderation(self, it: Interaction, action: str, token: str) -> None:
+        """Acknowledge (the hold is over) or Resubmit (the held prompt runs again) under "Pending mod message"."""
+        prompt = self.bot.held_prompts.pop(token, None)
+        if prompt is None:
+            return  # an unknown or already answered moderation message: no answer
+        if action == "resubmit":
+            self.bot.imagine(it, prompt)
+        else:
+            self.chat.succeed(it)
 
     def _upscale_now(self, it: Interaction, parent: Job, index: int) -> None:
         """U1-U4: no job to wait for, the single image comes at once as a reply to the grid."""

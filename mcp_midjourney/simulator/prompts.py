@@ -6,6 +6,7 @@ whitespace collapses, a long dash becomes `--`): a client must not correlate by 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ def _any(value: str) -> bool:
     return bool(value)
 
 
-_VERSIONS = ("1", "2", "3", "4", "5", "5.0", "5.1", "5.2", "6", "6.0", "6.1", "7", "7.0")
+_VERSIONS = ("1", "2", "3", "4", "5", "5.0", "5.1", "5.2", "6", "6.0", "6.1", "7", "7.0", "8", "8.0")
 
 # name -> validator of its value; None = a flag that takes no value (a trailing word is tolerated).
 _PARAMETERS: dict[str, Callable[[str], bool] | None] = {
@@ -91,6 +92,7 @@ _PARAMETERS: dict[str, Callable[[str], bool] | None] = {
     "draft": None,
     "video": None,
     "loop": None,
+    "end": _any,
     "hd": None,
     "test": None,
     "testp": None,
@@ -144,6 +146,8 @@ def check(prompt: str, banned_words: Iterable[str]) -> PromptProblem | None:
                 "Click here for the full community standards: "
                 "https://docs.midjourney.com/docs/community-guidelines",
             )
+    if any(name == "video" for name, _ in parameters(clean)) and not clean.startswith("http"):
+        return PromptProblem("Invalid parameter", "A video prompt needs a starting image: put an image URL first.")
     unknown = [name for name, _ in parameters(clean) if name not in _PARAMETERS]
     if unknown:
         listed = ", ".join(f"`--{name}`" for name in unknown)
@@ -152,7 +156,7 @@ def check(prompt: str, banned_words: Iterable[str]) -> PromptProblem | None:
         validator = _PARAMETERS[name]
         if validator is None:
             continue
-        first = value.split(" ")[0] if name not in ("no", "style", "sref", "cref", "oref", "sv") else value
+        first = value.split(" ")[0] if name not in ("no", "style", "sref", "cref", "oref", "sv", "end") else value
         if not validator(first):
             shown = first or "(nothing)"
             return PromptProblem("Invalid parameter", f"Invalid value for `--{name}`: `{shown}`")
@@ -167,11 +171,50 @@ def echo(prompt: str) -> str:
         if not _URL.match(word):
             break
         words[position] = f"<https://s.mj.run/{short_code()}>"
-    rewritten = " ".join(words)
+    rewritten = _PROFILE.sub(lambda m: f"{m.group(1)} {_profile_code(m.group(2))}", " ".join(words))
     names = {name for name, _ in parameters(rewritten)}
-    if not names & {"v", "version", "niji"}:
+    if "video" in names:
+        # A video's echo drops the --no clause (protocol.md §7) and names the video model.
+        rewritten = re.sub(r"(?:^|\s)--no\s+(?:(?!--)\S+\s*)*", " ", rewritten).strip()
+        rewritten = re.sub(r"--video(?=\s|$)(?!\s+\d)", "--video 1", rewritten)
+    elif not names & {"v", "version", "niji"}:
         rewritten = f"{rewritten} {DEFAULT_VERSION_SUFFIX}".strip()
     return rewritten
+
+
+# --p / --profile / --personalize with its codes (or none: the user's default profile).
+_PROFILE = re.compile(r"(--(?:p|profile|personalize))((?:\s+(?!--)[A-Za-z0-9_-]+)*)(?=\s|$)", re.IGNORECASE)
+
+
+def _profile_code(codes: str) -> str:
+    """Midjourney echoes a profile by a code of its own (not the one typed): the default profile is `m7`-something,
+    and every code given is echoed rewritten."""
+    given = codes.split()
+    if not given:
+        return "m7294758923411"
+    return " ".join(f"m{int(hashlib.sha256(code.encode()).hexdigest()[:10], 16)}" for code in given)
+
+
+def video_echo(prompt: str, motion: str) -> str:
+    """The echo of an Animate job made from an image's echo: its --no clause gone, the motion and video model
+    named (`**<prompt> --motion high --video 1**`)."""
+    kept = re.sub(r"(?:^|\s)--no\s+(?:(?!--)\S+\s*)*", " ", prompt).strip()
+    if not any(name == "motion" for name, _ in parameters(kept)):
+        kept = f"{kept} --motion {motion}"
+    return kept if is_video(kept) else f"{kept} --video 1"
+
+
+def video_count(prompt: str) -> int:
+    """How many videos a video job makes (--bs 1, 2 or 4; four by default)."""
+    for name, value in parameters(prompt):
+        if name == "bs" and value.split(" ")[0] in ("1", "2", "4"):
+            return int(value.split(" ")[0])
+    return 4
+
+
+def is_video(prompt: str) -> bool:
+    """Whether a prompt asks for a video (an image prompt with --video)."""
+    return any(name == "video" for name, _ in parameters(prompt))
 
 
 def mode_override(prompt: str) -> str | None:
@@ -191,6 +234,8 @@ def model_family(prompt: str) -> str:
             version = value.split(" ")[0]
         elif name == "niji":
             version = "6"
+    if version.startswith("8"):
+        return "v8"
     if version.startswith("7"):
         return "v7"
     if version == "6.1":

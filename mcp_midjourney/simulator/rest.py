@@ -27,7 +27,7 @@ from .chat import Chat
 from .errors import DiscordError, account_of, form_error, json_body, not_found, readable_channel
 from .faults import RestFault, rest_fault_response
 from .gateway import TRANSPORT_SCOPE_KEY, Gateway
-from .images import ImageKey
+from .images import ImageKey, fake_mp4
 from .interactions import MAX_UPLOAD_BYTES, InteractionEndpoint, keep_upload, safe_filename
 from .messages import BOT_USER
 from .state import Account, Channel, StoredFile, World
@@ -38,6 +38,7 @@ logger = logging.getLogger("mcp_midjourney.simulator")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 _GRID_IMAGE_NAMES = ("0_0.png", "0_1.png", "0_2.png", "0_3.png")
+_MISSING = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code></Error>"  # the bucket's 404
 
 
 class RestApi:
@@ -110,6 +111,7 @@ class RestApi:
             self._route("/attachments/{channel_id}/{attachment_id}/{filename}", self.get_attachment, "GET"),
             self._route("/media/attachments/{channel_id}/{attachment_id}/{filename}", self.get_attachment, "GET"),
             self._route("/mjcdn/{job_uuid}/{name}", self.get_mj_image, "GET"),
+            self._route("/mjcdn/video/{job_uuid}/{name}", self.get_mj_video, "GET"),
             self._route("/upload/{upload_id}/{filename}", self.put_upload, "PUT"),
             # Midjourney's web activity (the Vary (Region) editor) lives outside Discord's API.
             self._route("/inpaint/api/submit-job", self.post_inpaint, "POST"),
@@ -322,6 +324,18 @@ class RestApi:
         data = self.world.file_bytes(stored)
         return Response(data, media_type=stored.content_type, headers={"Cache-Control": "public, max-age=86400"})
 
+    async def get_mj_video(self, request: Request) -> Response:
+        """Midjourney's video files: `/video/<uuid>/<i>.mp4` (i = 0..videos-1; also trueai's `0_<i>.mp4`)."""
+        job = self.bot.jobs.jobs.get(request.path_params["job_uuid"])
+        name = request.path_params["name"].removeprefix("0_")
+        if job is None or job.state != "done" or job.result not in ("video", "clip") or not name.endswith(".mp4"):
+            return Response(_MISSING, status_code=404, media_type="application/xml")
+        number = name.removesuffix(".mp4")
+        if not number.isdigit() or int(number) >= job.videos:
+            return Response(_MISSING, status_code=404, media_type="application/xml")
+        data = fake_mp4(job.uuid, int(number))
+        return Response(data, media_type="video/mp4", headers={"Cache-Control": "public, max-age=31536000"})
+
     async def get_mj_image(self, request: Request) -> Response:
         """Midjourney's CDN: `/<uuid>/0_<i>.png` (i = 0..3 of a grid, 0 of a single) and `grid_0.png`."""
         job = self.bot.jobs.jobs.get(request.path_params["job_uuid"])
@@ -334,7 +348,6 @@ class RestApi:
                 key = job.image_key()
         if key is None:
             # What the real bucket answers for a missing object.
-            missing = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code></Error>"
-            return Response(missing, status_code=404, media_type="application/xml")
+            return Response(_MISSING, status_code=404, media_type="application/xml")
         data, content_type, _, _ = self.world.images.get(key)
         return Response(data, media_type=content_type, headers={"Cache-Control": "public, max-age=31536000"})

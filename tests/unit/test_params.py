@@ -29,7 +29,7 @@ CASES: list[tuple[str, bool, list[str], list[str]]] = [
     ("a cat --p", True, [], []),
     ("a cat --profile abc1234 mood5678", True, [], []),
     ("a cat --draft --v 7 --exp 25 --relax", True, [], []),
-    ("a drifting jellyfish --motion high --video 1 --loop --bs 2", True, [], []),
+    ("https://cdn.example.com/j.png a drifting jellyfish --motion high --video 1 --loop --bs 2", True, [], []),
     ("a cat --AR 16:9", True, [], []),
     ("a cat —ar 16:9 —s 50", True, [], []),  # a phone's em dash means --
     ("a cat –v 7", True, [], []),  # and so does an en dash
