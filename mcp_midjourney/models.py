@@ -14,22 +14,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 def lean_schema(schema: dict[str, Any], *, keep_defaults: bool = False) -> None:
-    """Keep schemas short: they are sent to the model with the tool list on every turn.
+    """Keep schemas short, and acceptable to every agent framework's converter.
 
-    Drops pydantic's titles (and, for outputs, empty defaults), and writes ``anyOf: [{type: X}, {type: null}]``
-    as the equivalent ``type: [X, "null"]``.
+    They are sent to the model with the tool list on every turn. Drops pydantic's titles (and, for outputs, empty
+    defaults). An optional ``X | None`` becomes plain ``X``, optional by absence: google-genai, anthropic's strict
+    transform and pydantic-ai's Gemini transformer reject ``type: [X, "null"]`` lists, and an ``anyOf`` with null
+    costs bytes and confuses some of them. Nulls are never sent in results; a client sending null still validates.
     """
     schema.pop("title", None)
+    for sub in schema.get("$defs", {}).values():
+        lean_schema(sub, keep_defaults=keep_defaults)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
+        options = prop.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+            if prop.get("default", 0) is None:
+                del prop["default"]
         if not keep_defaults and "default" in prop and prop["default"] in (None, [], ""):
             del prop["default"]
-        options = prop.get("anyOf")
-        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-            other = next(o for o in options if o != {"type": "null"})
-            if set(other) == {"type"} and isinstance(other["type"], str):
-                del prop["anyOf"]
-                prop["type"] = [other["type"], "null"]
+        items = prop.get("items")
+        if isinstance(items, dict):
+            items.pop("title", None)
 
 
 def _lean_output(schema: dict[str, Any]) -> None:
