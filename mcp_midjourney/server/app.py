@@ -33,8 +33,8 @@ call press_button again with prompt=... . describe(image) suggests prompts for a
 Jobs take 30-90 s. A call waits at most wait_seconds (default 30, max 40); a job still running comes back
 queued or in_progress: call get_message(message_id, wait_seconds=30) until completed or failed. Always pass
 the latest message_id a result gave you; get_message() with no id returns your latest job and lists the recent
-ones. Calling a tool again with the same arguments after a timeout returns the job the first call started. Prompting advice: the prompt 'midjourney_guide' (or resource
-midjourney://guide).
+ones. Calling a tool again with the same arguments after a timeout returns the job the first call started.
+Prompting advice: the prompt 'midjourney_guide' (or resource midjourney://guide).
 """
 
 

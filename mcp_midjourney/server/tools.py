@@ -22,6 +22,7 @@ from ..engine.store import Job
 from ..midjourney import blend_options, describe_options
 from ..midjourney.params import check_prompt as check_prompt_text
 from ..models import JobStatus, JobView
+from .calls import client_of
 from .info_tools import add_info_tools
 from .inputs import InputError, load_image, mentions_local_file, upload_local_refs
 from .state import AppState, ready_state
@@ -50,7 +51,7 @@ def _wait(engine: Engine, wait_seconds: float | None, ctx: Context[AppState]) ->
     seconds = max(0.0, min(float(value), engine.settings.wait_ceiling))
     # Ended before this client gives up (learned from its cancels and retries: server/calls.py).
     state: AppState = ctx.request_context.lifespan_context
-    return state.calls.cap(ctx.request_context.session, seconds)
+    return state.calls.cap(client_of(ctx.headers), seconds)
 
 
 def _reused(tool: str) -> str:
@@ -133,7 +134,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         engine = state.engine
         assert engine is not None
         text = _prompt_text(prompt)
-        async with state.calls.track(ctx.request_context.session, "imagine", (text, tuple(images or ()))) as call:
+        async with state.calls.track(client_of(ctx.headers), "imagine", (text, tuple(images or ()))) as call:
             warnings: list[str] = []
             if call.job is not None:
                 job, warnings = call.job, [_reused("imagine")]
@@ -199,7 +200,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         mask_path = mask_path or None
         warnings: list[str] = []
         key = (message_id, button.strip(), text, tuple(region or ()), mask_path)
-        async with state.calls.track(ctx.request_context.session, "press_button", key) as call:
+        async with state.calls.track(client_of(ctx.headers), "press_button", key) as call:
             try:
                 if call.job is not None:
                     job, warnings = call.job, [_reused("press_button")]
@@ -240,7 +241,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                 raise ToolError("No job yet in this server: start one with imagine(prompt).")
             message_id = jobs[0].handle
             recent = [f"{j.handle} {j.kind} {j.status.value}: {j.prompt[:80]}" for j in jobs[1:]]
-        async with state.calls.track(ctx.request_context.session, "get_message", message_id) as call:
+        async with state.calls.track(client_of(ctx.headers), "get_message", message_id) as call:
             try:
                 job = await engine.get(message_id, refresh=True)
                 state.calls.started(call, job)
@@ -263,7 +264,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
-        async with state.calls.track(ctx.request_context.session, "describe", image.strip()) as call:
+        async with state.calls.track(client_of(ctx.headers), "describe", image.strip()) as call:
             try:
                 if call.job is not None:
                     job = call.job
@@ -295,7 +296,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         assert engine is not None and state.http is not None and state.settings is not None
         if not 2 <= len(images) <= 5:
             raise ToolError(f"blend takes 2 to 5 images; got {len(images)}.")
-        async with state.calls.track(ctx.request_context.session, "blend", (tuple(images), aspect)) as call:
+        async with state.calls.track(client_of(ctx.headers), "blend", (tuple(images), aspect)) as call:
             warnings: list[str] = []
             if call.job is not None:
                 job, warnings = call.job, [_reused("blend")]

@@ -53,7 +53,12 @@ class CDNStub:
 
 
 def settings(download_dir: Path) -> Settings:
-    return Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="100000000000000002", download_dir=download_dir)
+    return Settings(
+        token=SecretStr("made-up-token-abcdef"),
+        guild_id=None,
+        channel_id="100000000000000002",
+        download_dir=download_dir,
+    )
 
 
 async def test_saved_copies_are_listed_and_not_downloaded_twice(tmp_path: Path) -> None:
