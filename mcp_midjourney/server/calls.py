@@ -122,12 +122,13 @@ class Calls:
                 info.cancels = True
                 info.limit = elapsed  # the latest: a client's timeout may change (a person's stop is not one)
 
-    def cap(self, session: Hashable, seconds: float) -> float:
-        """`seconds` shortened so the wait ends before this session's client gives up."""
+    def cap(self, session: Hashable, seconds: float, call: Call | None = None) -> float:
+        """`seconds` shortened so the wait (and `call`, counted from its start) ends before the client gives up."""
         limit = self._session(session).limit
         if limit is None:
             return seconds
-        return max(0.0, min(seconds, limit - 1.0, limit * 0.8))
+        spent = self.clock() - call.started if call is not None else 0.0
+        return max(0.0, min(seconds, limit - 1.0 - spent, limit * 0.8 - spent))
 
     def recent(self) -> list[Job]:
         """The jobs tool calls started or followed lately, newest first."""
@@ -146,8 +147,9 @@ class Calls:
             return True
         earlier_info = self._sessions.get(earlier.session)
         if earlier.ended is not None:
-            limit = earlier_info.limit if earlier_info is not None else None
-            return limit is not None and earlier.ended - earlier.started >= limit
+            if earlier_info is None or earlier_info.cancels or earlier_info.limit is None:
+                return False  # answered: a client that cancels would have cancelled a call it gave up on
+            return earlier.ended - earlier.started >= earlier_info.limit
         if earlier.session != new.session or info.cancels or now - earlier.started < AT_ONCE:
             return False  # still waited on: a client that cancels would have cancelled it
         info.limit = min(info.limit or float("inf"), NO_CANCEL_LIMIT, now - earlier.started)

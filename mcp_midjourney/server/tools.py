@@ -22,7 +22,7 @@ from ..engine.store import Job
 from ..midjourney import blend_options, describe_options
 from ..midjourney.params import check_prompt as check_prompt_text
 from ..models import JobStatus, JobView
-from .calls import client_of
+from .calls import Call, client_of
 from .info_tools import add_info_tools
 from .inputs import InputError, load_image, mentions_local_file, upload_local_refs
 from .state import AppState, ready_state
@@ -46,12 +46,12 @@ def check_message_id(message_id: str) -> str:
     return message_id
 
 
-def _wait(engine: Engine, wait_seconds: float | None, ctx: Context[AppState]) -> float:
+def _wait(engine: Engine, wait_seconds: float | None, ctx: Context[AppState], call: Call | None = None) -> float:
     value = engine.settings.default_wait if wait_seconds is None else wait_seconds
     seconds = max(0.0, min(float(value), engine.settings.wait_ceiling))
     # Ended before this client gives up (learned from its cancels and retries: server/calls.py).
     state: AppState = ctx.request_context.lifespan_context
-    return state.calls.cap(client_of(ctx.headers), seconds)
+    return state.calls.cap(client_of(ctx.headers), seconds, call)
 
 
 def _reused(tool: str) -> str:
@@ -157,7 +157,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                 except (EngineError, BudgetExceeded) as exc:
                     raise ToolError(str(exc)) from None
             state.calls.started(call, job)
-            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx), ctx)
+            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
             return await _result(state, job, preview=preview, warnings=warnings)
 
     @server.tool(annotations=acts)
@@ -207,7 +207,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                 else:
                     job = await _press(state, message_id, button.strip(), text, region, mask_path, warnings)
                 state.calls.started(call, job)
-                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx), ctx)
+                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
             except (EngineError, BudgetExceeded) as exc:
                 raise ToolError(str(exc)) from None
             return await _result(state, job, preview=preview, warnings=warnings)
@@ -245,7 +245,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
             try:
                 job = await engine.get(message_id, refresh=True)
                 state.calls.started(call, job)
-                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx), ctx)
+                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
             except EngineError as exc:
                 raise ToolError(str(exc)) from None
             shown = preview if preview is not None else job.status is JobStatus.COMPLETED and wait_seconds > 0
@@ -276,7 +276,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                     )
                     job = await engine.command("describe", describe_options(), files=[(filename, data)])
                 state.calls.started(call, job)
-                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx), ctx)
+                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
             except (InputError, EngineError) as exc:
                 raise ToolError(str(exc)) from None
             return await _result(state, job, preview=False)
@@ -315,7 +315,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                 except (EngineError, BudgetExceeded) as exc:
                     raise ToolError(str(exc)) from None
             state.calls.started(call, job)
-            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx), ctx)
+            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
             return await _result(state, job, preview=preview, warnings=warnings)
 
     add_info_tools(server, reads=reads, acts=acts)
