@@ -52,7 +52,8 @@ def build_server() -> MCPServer[AppState]:
         # The SDK derives input schemas from the signatures; trim them the same way as the outputs. Most
         # frameworks show the model only names, descriptions and input schemas: no docstring indentation.
         lean_schema(tool.parameters, keep_defaults=True)
-        tool.description = inspect.cleandoc(tool.description or "")
+        paragraphs = inspect.cleandoc(tool.description or "").split("\n\n")
+        tool.description = "\n\n".join(" ".join(p.split()) for p in paragraphs)  # source line wraps dropped
         if tool.fn_metadata.output_schema is not None:
             # Output schemas are sent with every tools/list too (google-adk shows them to the model): published
             # slim, while results are still validated against the whole model.
