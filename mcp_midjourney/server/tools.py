@@ -279,7 +279,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
                 job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
             except (InputError, EngineError) as exc:
                 raise ToolError(str(exc)) from None
-            return await _result(state, job, preview=False)
+            return await _result(state, job, preview=False, warnings=[_reused("describe")] if call.inherited else None)
 
     @server.tool(annotations=acts)
     async def blend(
