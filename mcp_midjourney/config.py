@@ -82,9 +82,12 @@ def _text(raw: object) -> str:  # the variable's value, or a keyword argument's 
     return "" if raw is None else str(raw).strip()
 
 
+def _variable(field: object) -> str:
+    return _NAMES.get(str(field), f"MJ_{str(field).upper()}")
+
+
 def _var(info: ValidationInfo) -> str:
-    name = info.field_name or ""
-    return _NAMES.get(name, f"MJ_{name.upper()}")
+    return _variable(info.field_name or "")
 
 
 def _default(info: ValidationInfo) -> Any:
@@ -231,6 +234,8 @@ class Settings(BaseSettings):
     job_timeout: Seconds = Field(600.0, ge=1.0, le=86400.0)  # seconds without any progress before a job times out
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_folders)] = ()  # folders agents upload from
     download_dir: Folder = None  # where finished images are saved, when set
+    # Preview images in results (off for frameworks that turn a result's image into ~85,000 characters of text).
+    preview: bool = True  # on/off, true/false, 1/0 or yes/no
     interaction_interval: Seconds = Field(0.35, ge=0.0, le=10.0)  # seconds between two interactions of one account
     gateway_ready_timeout: Seconds = Field(20.0, ge=1.0, le=120.0)
     store_limit: Whole = Field(5000, ge=10, le=1_000_000)  # finished jobs kept in memory
@@ -364,7 +369,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         return Settings.model_validate(_GivenEnvironment(env)())
     except ValidationError as exc:
         problems = [
-            error["msg"] if error["type"] == "mj_setting" else f"{error['loc'][0]}: {error['msg']}"
+            error["msg"] if error["type"] == "mj_setting" else f"{_variable(error['loc'][0])}: {error['msg']}"
             for error in exc.errors(include_input=False)  # never the input: it may be a token
         ]
         raise ConfigError("Configuration problem: " + "; ".join(problems) + ".") from None
@@ -392,8 +397,3 @@ def read_startup(env: Mapping[str, str] | None = None) -> Startup:
         download_dir=_text(raw.get("download_dir")),
         tokens=tuple(token for token in tokens if token),
     )
-
-
-def raw_secrets(env: Mapping[str, str]) -> list[str]:
-    """Every token-looking value in the environment, even when the configuration is invalid, for redaction."""
-    return list(read_startup(env).tokens)

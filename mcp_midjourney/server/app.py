@@ -6,15 +6,18 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
 
+from .. import __version__
 from ..config import ConfigError, load_settings
 from ..engine.engine import EngineError
-from ..models import lean_schema
+from ..models import JOB_OUTPUT_FIELDS, JobView, lean_schema, published_schema
 from . import tools
 from .render import job_view
 from .state import AppState, lifespan, ready_state
@@ -31,10 +34,11 @@ call press_button again with prompt=... . Video: animate_high / animate_low on a
 of an image with --video) gives four mp4s in video_urls; U1-U4 picks one, extend_high / extend_low lengthens it.
 describe(image) suggests prompts for an image; blend(images) mixes
 2-5 images; check_prompt validates a prompt for free before you spend; account() shows fast time and modes.
-Jobs take 30-90 s. A call waits at most wait_seconds (capped under a minute); a job still running comes back
+Jobs take 30-90 s. A call waits at most wait_seconds (default 30, max 40); a job still running comes back
 queued or in_progress: call get_message(message_id, wait_seconds=30) until completed or failed. Always pass
-the latest message_id a result gave you. Prompting advice: the prompt 'midjourney_guide' (or resource
-midjourney://guide).
+the latest message_id a result gave you; get_message() with no id returns your latest job and lists the recent
+ones. Calling a tool again with the same arguments after a timeout returns the job the first call started.
+Prompting advice: the prompt 'midjourney_guide' (or resource midjourney://guide).
 """
 
 
@@ -48,6 +52,7 @@ def build_server() -> MCPServer[AppState]:
         "midjourney",
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
+        version=__version__,
         extensions=[apps_extension(settings)],  # MCP Apps: the result view (server/view.py)
         middleware=[AppsGate()],
     )
@@ -57,8 +62,19 @@ def build_server() -> MCPServer[AppState]:
     server.prompt()(midjourney_guide)
 
     for tool in server._tool_manager.list_tools():
-        # The SDK derives input schemas from the signatures; trim them the same way as the outputs.
+        # The SDK derives input schemas from the signatures; trim them the same way as the outputs. Most
+        # frameworks show the model only names, descriptions and input schemas: no docstring indentation.
         lean_schema(tool.parameters, keep_defaults=True)
+        paragraphs = inspect.cleandoc(tool.description or "").split("\n\n")
+        tool.description = "\n\n".join(" ".join(p.split()) for p in paragraphs)  # source line wraps dropped
+        if tool.fn_metadata.output_schema is not None:
+            # Output schemas are sent with every tools/list too (google-adk shows them to the model): published
+            # slim, while results are still validated against the whole model.
+            model = tool.fn_metadata.output_model
+            fields = JOB_OUTPUT_FIELDS if model is JobView else None
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                tool.fn_metadata.output_schema = published_schema(model, fields)
+                tool.__dict__.pop("output_schema", None)  # the SDK caches the schema it read
     return server
 
 

@@ -143,7 +143,7 @@ def test_the_state_folder_is_the_platforms_data_folder_unless_set() -> None:
 
 
 def test_startup_options_are_read_even_from_a_broken_configuration() -> None:
-    from mcp_midjourney.config import raw_secrets, read_startup
+    from mcp_midjourney.config import read_startup
 
     env = {
         "MJ_DISCORD_TOKEN": "Bearer made-up-token-abcdef",
@@ -158,5 +158,5 @@ def test_startup_options_are_read_even_from_a_broken_configuration() -> None:
     startup = read_startup(env)
     assert startup.http_token == "made-up-http-token" and startup.log_level == "DEBUG"
     assert startup.http_allowed_hosts == ("mj.example", "other.example")
-    assert raw_secrets(env) == ["Bearer made-up-token-abcdef", "made-up-token-pool-abcdef"]
+    assert list(read_startup(env).tokens) == ["Bearer made-up-token-abcdef", "made-up-token-pool-abcdef"]
     assert read_startup({}).http_token is None and read_startup({}).log_level == "INFO"
