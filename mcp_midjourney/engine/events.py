@@ -15,6 +15,7 @@ from .. import midjourney as mj
 from . import correlate
 from .accounts import Account
 from .correlate import Effect, as_text
+from .recovery import Recovery
 from .store import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,14 @@ class Events:
         self._gone[message_id] = None
         while len(self._gone) > MAX_GONE:
             self._gone.popitem(last=False)
+
+    async def reconcile(self, account: Account, recovery: Recovery) -> None:
+        """After a lost session: apply what the channel's recent messages say that the gateway did not."""
+        messages, gone = await recovery.missed(account)
+        for message_id in gone:
+            self.mark_gone(message_id)
+        for msg in messages:
+            self.dispatch_from(account, "MESSAGE_CREATE", msg)  # the same checks as a live event
 
     def rebuild(self, account: Account, msg: dict[str, Any]) -> Job:
         """A job from a Discord message alone (after a restart or eviction), or the one the store has for it."""
