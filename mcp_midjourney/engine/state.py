@@ -112,7 +112,7 @@ def open_backend(url: str, state_dir: Path) -> StateBackend:
     if scheme in ("redis", "rediss"):
         from .state_redis import RedisBackend
 
-        return RedisBackend(url, state_dir)  # type: ignore[no-any-return]
+        return RedisBackend(url, state_dir)
     raise StateError(f"MJ_STATE_URL={safe_url(url)}: unknown scheme {scheme!r} (use sqlite://, redis:// or memory://)")
 
 
