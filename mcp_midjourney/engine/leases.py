@@ -9,6 +9,7 @@ backend grants a freed slot to the oldest ticket in the account's line, whicheve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -104,7 +105,16 @@ class Leases:
             raise
 
     async def run(self) -> None:
-        """Give leases back as jobs end, and renew the ones held (and the tickets waiting) until cancelled."""
+        """Give leases back as jobs end, and renew the ones held (and the tickets waiting) until cancelled; when
+        the server stops, its leases go back at once (other servers need not wait for them to run out)."""
+        try:
+            await self._serve()
+        finally:
+            tickets = [t for _k, t in self._released + list(self._held.values())] + list(self._waiting)
+            with anyio.move_on_after(2.0, shield=True), contextlib.suppress(StateError):
+                await self.backend.release(tickets)  # or they run out on their own
+
+    async def _serve(self) -> None:
         every = self.ttl / 3
         next_renew = time.monotonic() + every
         while True:

@@ -129,8 +129,10 @@ def build_app(host: str, port: int, token: str | None, extra_hosts: Iterable[str
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
     log.info("accepted Host headers: %s", ", ".join(hosts))
+    # Stateless: no session lives in this process, so any replica behind a load balancer serves any request (the
+    # jobs, slots and budget they share live in the shared state, MJ_STATE_URL).
     app: ASGIApp = build_server().streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=security, host=host
+        streamable_http_path=MCP_PATH, transport_security=security, host=host, stateless_http=True
     )
     return BearerAuth(app, token) if token else app
 

@@ -78,7 +78,9 @@ async def followed_from_the_other(sim: Any, log: Path, envs: list[dict[str, str]
         again = data(await second.call_tool("get_message", {"message_id": done["message_id"]}))
         assert again["message_id"] == done["message_id"]
         upscale = data(
-            await second.call_tool("press_button", {"message_id": done["message_id"], "button": "U1", "wait_seconds": 40})
+            await second.call_tool(
+                "press_button", {"message_id": done["message_id"], "button": "U1", "wait_seconds": 40}
+            )
         )
         assert upscale["status"] == "completed"
         # The first server knows that press was made: a second U1 through it returns the same upscale.
