@@ -28,7 +28,7 @@ Runner = Callable[[bool, Path], Awaitable[Section]]
 
 
 def _runners() -> dict[str, Runner]:
-    from . import coldstart, dispatch, handoff, memory, rest_count, throughput
+    from . import coldstart, dispatch, handoff, memory, rest_count, shared, throughput
 
     return {
         "rest": rest_count.run,
@@ -37,6 +37,7 @@ def _runners() -> dict[str, Runner]:
         "dispatch": dispatch.run,
         "memory": memory.run,
         "coldstart": coldstart.run,
+        "shared": shared.run,
     }
 
 

@@ -45,14 +45,16 @@ async def budget_of_three(sim: Any, log: Path, envs: list[dict[str, str]]) -> No
 
 
 async def concurrency_of_two(sim: Any, log: Path, envs: list[dict[str, str]]) -> None:
-    """Six concurrent jobs, three on each server, on an account that runs 2: never more than 2 at the simulator."""
+    """Six concurrent jobs, three on each server, on an account that runs 2: never more than 2 at the simulator,
+    and each server's calls get its own jobs though the prompts are the same."""
     settings = {"MJ_CONCURRENCY": "2", "MJ_QUEUE_SIZE": "0"}  # in flight = running (no queue at Midjourney)
     sim.set_job_duration(0.6)
     async with two_servers(sim, log, [env | settings for env in envs]) as servers:
         views: list[dict[str, Any]] = []
 
         async def one(client: Client, i: int) -> None:
-            view = data(await client.call_tool("imagine", {"prompt": f"shared slots {i}", "wait_seconds": 0}))
+            # The very same prompt on both servers: each must still get its own job, not the other server's.
+            view = data(await client.call_tool("imagine", {"prompt": "shared slots", "wait_seconds": 0}))
             views.append(
                 data(await client.call_tool("get_message", {"message_id": view["message_id"], "wait_seconds": 40}))
             )
@@ -61,6 +63,7 @@ async def concurrency_of_two(sim: Any, log: Path, envs: list[dict[str, str]]) ->
             for i in range(6):
                 tg.start_soon(one, servers[i % 2], i)
     assert [v["status"] for v in views] == ["completed"] * 6
+    assert len({v["job_uuid"] for v in views}) == 6, views
     assert sim.load_stats() == {"peak_in_flight": 2, "over_commits": 0}
 
 
