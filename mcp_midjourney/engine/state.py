@@ -93,6 +93,10 @@ class StateBackend(Protocol):
         """The record of the job an id belongs to, or None."""
         ...
 
+    async def get_records(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The records of these jobs, by their records' keys (a follower's poll: one call for all of them)."""
+        ...
+
     async def ping(self) -> None:
         """Raise `StateError` unless the backend answers."""
         ...
@@ -207,6 +211,11 @@ class MemoryBackend:
         with self._lock:
             found = self._jobs.get(self._ids.get(key, ""))
             return found[0] if found is not None and found[1] >= time.time() else None
+
+    async def get_records(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        now = time.time()
+        with self._lock:
+            return [found[0] if (found := self._jobs.get(k)) and found[1] >= now else None for k in keys]
 
     async def ping(self) -> None:
         return None

@@ -158,25 +158,27 @@ class SharedJobs:
             apply_record(follower, record, self._account_name(record.get("account_key")))
             if follower.in_flight:
                 self._following[key] = follower
-                self._spawn(self._follow, follower, key, message_id)
+                if len(self._following) == 1:  # the first one: start the round of reads
+                    self._spawn(self._follow)
         return follower
 
-    async def _follow(self, job: Job, key: str, message_id: str) -> None:
-        """Refresh the follower from its owner's record until it ends (or the record is gone)."""
-        try:
-            while job.in_flight:
-                await anyio.sleep(FOLLOW_EVERY)
-                try:
-                    record = await self.backend.get_job(message_id)
-                except StateError:
-                    continue  # the backend is away: the follower keeps its last state until it is back
+    async def _follow(self) -> None:
+        """Refresh every follower from its owner's record, in one read per round, until none is left."""
+        while self._following:
+            await anyio.sleep(FOLLOW_EVERY)
+            keys = list(self._following)
+            try:
+                records = await self.backend.get_records(keys)
+            except StateError:
+                continue  # the backend is away: followers keep their last state until it is back
+            for key, record in zip(keys, records, strict=True):
+                job = self._following[key]
                 if record is None:
                     job.fail("The server running this job no longer shares it (it stopped?); ask again later.")
-                    break
-                if record.get("version") != job.version or record.get("status") != job.status.value:
+                elif record.get("version") != job.version or record.get("status") != job.status.value:
                     version = record.get("version")
                     apply_record(job, record, self._account_name(record.get("account_key")))
                     job.touch()
                     job.version = version if isinstance(version, int) else job.version
-        finally:
-            self._following.pop(key, None)
+                if not job.in_flight:
+                    del self._following[key]

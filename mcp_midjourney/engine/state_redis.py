@@ -157,7 +157,9 @@ class RedisBackend:
     def __init__(self, url: str, state_dir: Path) -> None:
         _require()
         self.url = url
-        self._client = aredis.Redis.from_url(url, **TIMEOUTS)
+        # Calls beyond the pool's connections wait for one (a thousand tool calls at once must not fail).
+        pool = aredis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=10.0, **TIMEOUTS)
+        self._client = aredis.Redis(connection_pool=pool)
         self._carry_from = state_dir / "budget.json"
         self._budget: RedisStore | None = None
         self._acquire = self._client.register_script(ACQUIRE)
@@ -218,6 +220,12 @@ class RedisBackend:
         raw = await self._run(self._client.get(PREFIX + f"job:{job_key}"))
         found: dict[str, Any] | None = json.loads(raw) if raw else None
         return found
+
+    async def get_records(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        raws = await self._run(self._client.mget([PREFIX + f"job:{key}" for key in keys]))
+        return [json.loads(raw) if raw else None for raw in raws]
 
     async def ping(self) -> None:
         await self._run(self._client.ping())

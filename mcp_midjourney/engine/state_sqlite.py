@@ -252,6 +252,21 @@ class SqliteBackend:
         found: dict[str, Any] | None = json.loads(raw) if raw else None
         return found
 
+    async def get_records(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        def go(conn: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT key, record FROM jobs WHERE key IN ({marks}) AND expires >= ?", (*chunk, time.time())
+                )
+                found.update((str(k), str(r)) for k, r in rows)
+            return found
+
+        raw = await self._call(go) if keys else {}
+        return [json.loads(raw[k]) if k in raw else None for k in keys]
+
     async def ping(self) -> None:
         await self._call(lambda conn: conn.execute("SELECT COUNT(*) FROM leases").fetchone())
 

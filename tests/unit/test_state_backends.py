@@ -84,3 +84,9 @@ def test_the_state_url_defaults_to_a_file_in_the_state_folder(tmp_path: Path) ->
     with pytest.raises(Exception, match="MJ_STATE_URL must be") as bad:
         load_settings(env | {"MJ_STATE_URL": "postgres://u:hunter2@db/x"})
     assert "hunter2" not in str(bad.value)
+
+
+async def test_records_are_read_in_one_call_by_their_keys(backend: StateBackend) -> None:
+    records = [{"key": f"job-{i}", "version": i} for i in range(3)]
+    await backend.put_jobs([(record, [record["key"]]) for record in records])
+    assert await backend.get_records(["job-2", "missing", "job-0"]) == [records[2], None, records[0]]
