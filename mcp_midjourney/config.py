@@ -149,16 +149,10 @@ def _folder(raw: object, info: ValidationInfo) -> Path | None:
     return _path(_text(raw)) if _text(raw) else _default(info)  # MJ_DOWNLOAD_DIR, MJ_STATE_DIR
 
 
-def _state_url(raw: object) -> str:
-    """MJ_STATE_URL: sqlite:///<path> (relative to MJ_STATE_DIR; four slashes for an absolute path),
-    redis://host:port/db (or rediss://), memory://; unset is the SQLite file in the state folder (set later)."""
-    url = _text(raw)
-    if url and not re.match(r"^(sqlite:///.*|rediss?://[^\s/]+(/\d*)?|memory://)$", url):
-        shown = re.sub(r"//([^/@]*):[^/@]*@", r"//\1:***@", url)  # never echo a password
-        raise _problem(
-            "MJ_STATE_URL must be sqlite:///<path>, redis://host:port/db or memory:// (unset: a SQLite file in "
-            f"the state folder), got {shown!r}"
-        )
+def _state_url(raw: object, info: ValidationInfo) -> str:
+    url = _text(raw) or f"sqlite:///{Path(info.data.get('state_dir') or default_state_dir()).resolve()}/state.sqlite3"
+    if not re.match(r"^(sqlite:///.*|rediss?://[^\s/]+(/\d*)?|memory://)$", url):  # a password is never shown:
+        raise _problem(f"MJ_STATE_URL must be sqlite:///<path>, redis://host/db or memory://: {url.split('@')[-1]!r}")
     return url
 
 
@@ -249,8 +243,7 @@ class Settings(BaseSettings):
     store_limit: Whole = Field(5000, ge=10, le=1_000_000)  # finished jobs kept in memory
     log_level: Annotated[str, BeforeValidator(_level)] = "INFO"
     state_dir: Annotated[Path, BeforeValidator(_folder)] = Field(default_factory=default_state_dir)
-    # The state every server of an account shares (slots, jobs, the budget): see engine/state.py.
-    state_url: Annotated[str, BeforeValidator(_state_url)] = ""
+    state_url: Annotated[str, BeforeValidator(_state_url)] = ""  # engine/state.py; unset: MJ_STATE_DIR/state.sqlite3
     lease_seconds: Seconds = Field(30.0, ge=2.0, le=3600.0)  # a dead server's slots come back after this
     max_jobs_per_hour: Limit = None
     max_jobs_per_day: Limit = None
@@ -273,8 +266,6 @@ class Settings(BaseSettings):
     def _derived(self) -> Settings:
         first = self.accounts[0] if self.accounts else None
         derived: dict[str, object] = {"default_wait": min(self.wait_ceiling, self.default_wait)}
-        if not self.state_url:
-            derived["state_url"] = f"sqlite:///{self.state_dir.resolve() / 'state.sqlite3'}"
         if first is not None:
             derived |= {"token": first.token, "guild_id": first.guild_id, "channel_id": first.channel_id}
         for name, value in derived.items():
