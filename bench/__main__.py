@@ -28,7 +28,7 @@ Runner = Callable[[bool, Path], Awaitable[Section]]
 
 
 def _runners() -> dict[str, Runner]:
-    from . import coldstart, dispatch, handoff, memory, prompt_check, rest_count, throughput
+    from . import coldstart, dispatch, handoff, memory, prompt_check, rest_count, shared, throughput
 
     return {
         "rest": rest_count.run,
@@ -38,6 +38,7 @@ def _runners() -> dict[str, Runner]:
         "memory": memory.run,
         "coldstart": coldstart.run,
         "prompt": prompt_check.run,
+        "shared": shared.run,
     }
 
 

@@ -51,3 +51,16 @@ def no_errors_logged() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
     assert not records, [r.getMessage() for r in records]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A private redis-server (tests/redis_server.py); skips the test where none is installed."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

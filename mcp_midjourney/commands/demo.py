@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ def server_env(sim: Any, **extra: str) -> dict[str, str]:
             "MJ_CDN_BASE": sim.mj_cdn_base,
             "MJ_INPAINT_BASE": sim.base_url,
             "MJ_INTERACTION_INTERVAL": "0.05",
+            # A state of its own (slots, budget, jobs): a simulated account never shares the user's real state.
+            "MJ_STATE_DIR": tempfile.mkdtemp(prefix="mcp-midjourney-sim-state-"),
         }
     )
     env.update(extra)

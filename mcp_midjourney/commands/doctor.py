@@ -2,7 +2,8 @@
 
 In order: the configuration, the token (``GET /users/@me``), the guild and channel (``GET /channels/{id}``
 and a read of its history), a gateway session (READY), and the command index (``/imagine`` and its version),
-for every configured account; then the download folder when ``MJ_DOWNLOAD_DIR`` is set. The report goes to
+for every configured account; the shared state (``MJ_STATE_URL``); then the download folder when ``MJ_DOWNLOAD_DIR``
+is set. The report goes to
 stdout (this is not the MCP server); the exit code is 0 when every check passes, 1 otherwise. No token is
 ever printed: every line passes through a redactor as well, in case Discord echoes one back.
 """
@@ -298,12 +299,36 @@ def check_download_dir(raw: str) -> Check:
     return Check("download folder", "pass", f"{folder.resolve()} is writable")
 
 
+async def check_shared_state(settings: Settings, timeout: float) -> Check:
+    """The backend MJ_STATE_URL names answers (the state every server of the accounts shares)."""
+    from ..engine.state import StateError, open_backend, safe_url
+
+    shown = safe_url(settings.state_url)
+    try:
+        backend = open_backend(settings.state_url, settings.state_dir)
+        try:
+            with anyio.fail_after(timeout):
+                await backend.ping()
+        finally:
+            await backend.aclose()
+    except (StateError, TimeoutError) as exc:
+        return Check(
+            "shared state",
+            "fail",
+            str(exc) or f"{shown}: no answer within {timeout:g} s",
+            "Start the Redis server (or fix the SQLite file's folder) MJ_STATE_URL names, or unset MJ_STATE_URL "
+            "for the SQLite file in the state folder.",
+        )
+    return Check("shared state", "pass", f"{shown} answers")
+
+
 async def diagnose(settings: Settings, report: Report, *, timeout: float = 15.0) -> None:
-    """Run every check of every account in order, adding each to `report` as it finishes."""
+    """Run every check of every account in order, adding each to `report` as it finishes; then the shared state."""
     accounts = settings.account_list()
     for account in accounts:
         label = f"[{account.name}] " if len(accounts) > 1 else ""
         await AccountDoctor(settings, account, label, timeout).run(report)
+    report.add(await check_shared_state(settings, timeout))
 
 
 def run_doctor(env: Mapping[str, str] | None = None, out: TextIO | None = None, *, timeout: float = 15.0) -> int:
@@ -325,7 +350,7 @@ def run_doctor(env: Mapping[str, str] | None = None, out: TextIO | None = None, 
                 "Configuration), then run doctor again with the same variables.",
             )
         )
-        for what in ("token", "guild and channel", "gateway session", "command index"):
+        for what in ("token", "guild and channel", "gateway session", "command index", "shared state"):
             report.add(Check(what, "skip", "needs a valid configuration"))
     else:
         count = len(settings.account_list())

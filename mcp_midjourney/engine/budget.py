@@ -3,8 +3,9 @@
 An agent iterating on its own can spend a user's fast hours in minutes. `Budget.spend` checks every limit that
 applies (in total, and per account where set) and records the spend in one atomic step, or raises
 `BudgetExceeded` saying which limit and when it frees up. The arithmetic is in `budget_rules` (pure); the record
-lives in a `BudgetStore` (`budget_store`: a JSON file in the state folder, shared by processes, so a restart keeps
-the count).
+lives in a `BudgetStore` (`budget_store`): the shared state's (state.py, MJ_STATE_URL: a SQLite file in the state
+folder by default, or Redis), so every server of the account counts against one record and a restart keeps it.
+Its writes block: the engine calls `spend`, `refund` and `move` off the event loop.
 
 Upscales: when no upscale limit is set, an upscale counts as a job (it costs GPU time too); set
 MJ_MAX_UPSCALES_PER_HOUR or MJ_MAX_UPSCALES_PER_DAY to count them separately instead. A video is a kind of its own
@@ -21,7 +22,7 @@ from pathlib import Path
 from ..config import AccountSettings, Settings
 from . import budget_rules as rules
 from .budget_rules import DAY, HOUR, VIDEO_JOBS, BudgetExceeded, BudgetLimits, Kind, Limits, Spend
-from .budget_store import BudgetStore, JsonFileStore, MemoryStore
+from .budget_store import BudgetStore, MemoryStore
 
 __all__ = [
     "DAY",
@@ -31,7 +32,6 @@ __all__ = [
     "BudgetExceeded",
     "BudgetLimits",
     "BudgetStore",
-    "JsonFileStore",
     "Kind",
     "Limits",
     "MemoryStore",
@@ -73,7 +73,7 @@ def _first(own: int | None, default: int | None) -> int | None:
 
 
 def budget_path(settings: Settings) -> Path:
-    """Where the budget's record lives: <state folder>/budget.json (MJ_STATE_DIR, else the user's data folder)."""
+    """Where earlier versions kept the budget: <state folder>/budget.json, carried over once to the shared state."""
     return settings.state_dir / BUDGET_FILE
 
 
@@ -88,9 +88,16 @@ class Budget:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Budget:
-        """The budget the settings (and the accounts' entries) configure, recorded in the state folder."""
-        return cls(budget_limits(settings), JsonFileStore(budget_path(settings)), clock=clock)
+    def from_settings(
+        cls, settings: Settings, store: BudgetStore | None = None, *, clock: Callable[[], float] = time.time
+    ) -> Budget:
+        """The budget the settings (and the accounts' entries) configure, recorded in `store` (the shared state's
+        budget store; by default the one MJ_STATE_URL names)."""
+        if store is None:
+            from .state import open_backend
+
+            store = open_backend(settings.state_url, settings.state_dir).budget_store()
+        return cls(budget_limits(settings), store, clock=clock)
 
     @property
     def enabled(self) -> bool:

@@ -1,9 +1,9 @@
-"""Where the usage budget's record lives: behind `BudgetStore`, a JSON file shared by processes, or memory.
+"""Where the usage budget's record lives: behind `BudgetStore`, in the shared state (state.py: a SQLite file by
+default, or Redis), or in memory.
 
-The file keeps the count across restarts, and two server processes may share it: every change re-reads the file
-under a cross-process lock (flock on a sidecar file), and every write replaces the file atomically, so readers
-never see half a file and the last slot is spent once. A file that cannot be read or written is logged and never
-stops the server: the record then holds in memory. Another backend (SQLite, Redis) implements the same two methods.
+A store's `update` holds a lock every process sharing the store respects, so the last slot is spent once. The
+JSON file earlier versions kept (<state folder>/budget.json, under a flock) is read once by `carry_over`: its
+spends join the shared record and the file is renamed, so they are counted once.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import json
 import logging
 import math
 import os
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from .budget_rules import Record
 
@@ -41,7 +39,7 @@ class BudgetStore(Protocol):
         ...
 
 
-def _copy(record: Record) -> Record:
+def copy_record(record: Record) -> Record:
     return {account: {b: list(entries) for b, entries in buckets.items()} for account, buckets in record.items()}
 
 
@@ -54,108 +52,18 @@ class MemoryStore:
 
     def load(self) -> Record:
         with self._lock:
-            return _copy(self._record)
+            return copy_record(self._record)
 
     @contextlib.contextmanager
     def update(self) -> Iterator[Record]:
         with self._lock:
-            record = _copy(self._record)
+            record = copy_record(self._record)
             yield record
             self._record = record
 
 
-class JsonFileStore:
-    """The record in a JSON file, {"version": 1, "spends": {account: {bucket: [[time, id], ...]}}}."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._memory: Record = {}  # the last state read or written: the fallback when the file fails us
-        self._file_ok = True  # False after a failed write: memory is then ahead of the file
-        self._warned_lock = False
-
-    def load(self) -> Record:
-        with self._lock:
-            return self._read()
-
-    @contextlib.contextmanager
-    def update(self) -> Iterator[Record]:
-        with self._lock, self._file_lock():
-            record = self._read()
-            yield record
-            self._write(record)
-
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock_path, "a+b")  # noqa: SIM115 - closed by the `with handle` below
-        except OSError as exc:
-            self._warn_once(f"budget lock file {lock_path} unavailable ({exc}); other processes may overspend")
-            yield
-            return
-        with handle:
-            try:
-                locked = _lock(handle)
-            except OSError as exc:  # e.g. ENOLCK on a network file system
-                self._warn_once(f"budget lock file {lock_path} cannot be locked ({exc}); other processes may overspend")
-                locked = False
-            if not locked:
-                self._warn_once("no cross-process file lock on this platform; one server process per budget file")
-            try:
-                yield
-            finally:
-                if locked:
-                    _unlock(handle)
-
-    def _read(self) -> Record:
-        """The record in the file; the in-memory one when the file fails us.
-
-        Reading needs no file lock: writes replace the file atomically, so a reader sees the old or the new one.
-        """
-        if not self._file_ok:
-            return _copy(self._memory)
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}  # a first run, or the user deleted the file to reset the count
-        except OSError as exc:
-            log.warning("budget file %s unreadable (%s); counting from memory", self.path, exc)
-            return _copy(self._memory)
-        return _parse(raw, self.path)
-
-    def _write(self, record: Record) -> None:
-        self._memory = _copy(record)
-        data = {"version": FILE_VERSION, "spends": record}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".budget-", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(data, out, separators=(",", ":"))
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(temp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
-        except OSError as exc:
-            if self._file_ok:
-                log.warning("budget file %s not written (%s); the budget holds in memory only", self.path, exc)
-            self._file_ok = False
-        else:
-            self._file_ok = True
-
-    def _warn_once(self, message: str) -> None:
-        if not self._warned_lock:
-            self._warned_lock = True
-            log.warning(message)
-
-
-def _parse(raw: str, path: Path) -> Record:
-    """The spends in a budget file, keeping every entry that makes sense and logging what did not."""
+def parse_record(raw: str, path: Path) -> Record:
+    """The spends in a budget file (or a shared store's row), keeping every entry that makes sense, logging the rest."""
     try:
         data: Any = json.loads(raw)
     except ValueError as exc:
@@ -192,37 +100,25 @@ def _entry(raw: object) -> tuple[float, str] | None:
     return float(at), str(spend_id)
 
 
-# -- cross-process locks: flock on POSIX, msvcrt on Windows, nothing elsewhere ---------------------------
-
-if sys.platform == "win32":
-    import msvcrt
-
-    def _lock(handle: IO[bytes]) -> bool:
-        handle.seek(0)
-        for _ in range(6):  # LK_LOCK itself retries for about ten seconds; keep trying for about a minute
-            try:
-                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                return True
-            except OSError:
-                continue
-        return False
-
-    def _unlock(handle: IO[bytes]) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-
-else:
+def carry_over(record: Record, path: Path) -> bool:
+    """Add the spends of an old JSON budget file to `record` (inside the store's lock), then rename the file to
+    <name>.carried-over so no process adds them again. False when there was no file."""
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - a POSIX without fcntl
-        fcntl = None  # type: ignore[assignment]
-
-    def _lock(handle: IO[bytes]) -> bool:
-        if fcntl is None:  # pragma: no cover
-            return False
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        return True
-
-    def _unlock(handle: IO[bytes]) -> None:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning("old budget file %s unreadable (%s); its spends are not carried over", path, exc)
+        return False
+    for account, buckets in parse_record(raw, path).items():
+        for bucket, entries in buckets.items():
+            mine = record.setdefault(account, {}).setdefault(bucket, [])
+            seen = {spend_id for _at, spend_id in mine}
+            mine.extend(entry for entry in entries if not entry[1] or entry[1] not in seen)
+            mine.sort()
+    try:
+        os.replace(path, path.with_name(path.name + ".carried-over"))
+    except OSError as exc:
+        log.warning("old budget file %s not renamed (%s)", path, exc)
+    log.info("carried the spends of %s over to the shared state", path)
+    return True

@@ -3,11 +3,16 @@ back only when Discord never had the job. The budget's own arithmetic and storag
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import anyio
 
 from .accounts import Account
 from .budget import Budget, BudgetExceeded, Kind
+from .errors import EngineError
+from .state import StateError
 from .store import Job
 
 log = logging.getLogger(__name__)
@@ -16,10 +21,40 @@ log = logging.getLogger(__name__)
 class Charges:
     """A pool's budget as the scheduler and the engine use it (every method is a no-op without a budget)."""
 
-    def __init__(self, budget: Budget | None, accounts: Sequence[Account]) -> None:
+    def __init__(
+        self,
+        budget: Budget | None,
+        accounts: Sequence[Account],
+        *,
+        spawn: Callable[..., None] | None = None,
+    ) -> None:
         self.budget = budget if budget is not None and budget.enabled else None
         self.accounts = accounts
         self._refused: set[tuple[str, str, int]] = set()  # (account, bucket, count) refused in this pass
+        # Starts a task in the engine's task group: a refund runs off the event loop, retried while the shared state
+        # is away. It raises EngineError when the engine is not running: the refund is done here and now then.
+        self._spawn = spawn
+
+    async def reserve_off_loop(self, job: Job, cost: Kind | None, count: int = 1) -> None:
+        """`reserve` in a worker thread: the budget's store may be a file or a server away."""
+        if cost is not None and self.budget is not None:
+            await anyio.to_thread.run_sync(self.reserve, job, cost, count)
+
+    async def retrying(self, fn: Callable[[], None]) -> None:
+        """Run `fn` in a worker thread until the shared state takes it (a refund is never lost to an outage)."""
+        delay = 0.5
+        for _attempt in range(40):  # about 20 minutes of outage
+            try:
+                await anyio.to_thread.run_sync(fn)
+                return
+            except StateError as exc:
+                log.warning("a budget refund waits for the shared state: %s", exc)
+            except Exception:
+                log.exception("could not give a budget charge back")
+                return
+            await anyio.sleep(delay)
+            delay = min(30.0, delay * 2)
+        log.error("a budget refund was dropped after 40 attempts: the shared state stayed unreachable")
 
     @property
     def per_account(self) -> bool:
@@ -105,7 +140,16 @@ class Charges:
         reached = job.reached_discord or job.interaction_id or job.progress_message_id or job.result_message_id
         spend, job.spend = job.spend, None
         if spend is not None and self.budget is not None and not reached:
+            budget = self.budget
+
+            def refund() -> None:
+                budget.refund(spend)
+
+            if self._spawn is not None:
+                with contextlib.suppress(EngineError):
+                    self._spawn(self.retrying, refund)
+                    return
             try:
-                self.budget.refund(spend)
-            except Exception:  # never let the budget's file break a job's ending
+                refund()
+            except Exception:  # never let the budget's store break a job's ending
                 log.exception("could not give a budget charge back")

@@ -10,6 +10,7 @@ cancelled call leaves its job running and `get` finds it later.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -33,6 +34,8 @@ from .lookup import Lookup, choose_button
 from .recovery import Recovery
 from .scheduler import Scheduler
 from .sender import Sender
+from .sharing import Sharing
+from .state import StateBackend, StateError
 from .store import ButtonPress, Job, JobStore, ProgressHook, SlashCommand, wait_for
 
 __all__ = ["Engine", "EngineError", "ProgressHook"]
@@ -45,7 +48,14 @@ Ended = list[tuple[Job, str]]  # jobs the scheduler found unable to ever run, wi
 class Engine:
     """Midjourney through a pool of Discord accounts (one or more), each in its own channel."""
 
-    def __init__(self, settings: Settings, *, transport: Any = None, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: Any = None,
+        budget: Budget | None = None,
+        shared: StateBackend | None = None,
+    ) -> None:
         self.settings = settings
         self.store = JobStore(max_finished=settings.store_limit)
         self._tg: TaskGroup | None = None
@@ -63,26 +73,19 @@ class Engine:
             )
             for i, spec in enumerate(settings.account_list())
         ]
-        self.charges = Charges(budget, self.accounts)
+        self.charges = Charges(budget, self.accounts, spawn=self._spawn)
+        self.sharing = Sharing(shared, settings, self.store, self.accounts, self._spawn)  # what servers share
         self.budget = self.charges.budget
         self.scheduler = Scheduler(
             self.accounts, can_run=self.charges.can_run, never=self._never, new_pass=self.charges.new_pass
         )
         self.sender = Sender(settings)
         self.recovery = Recovery(self.accounts, self.store)
-        self.lookup = Lookup(self.store, self.recovery, self.events, self.accounts, self.ready)
+        self.lookup = Lookup(self.store, self.recovery, self.events, self.accounts, self.ready, self.sharing.find)
+        self.dispatch_from = self.events.dispatch_from  # one gateway dispatch of an account (never raises)
+        self.dispatch = functools.partial(self.events.dispatch_from, self.accounts[0])  # as the first account's
 
     # --- the pool ------------------------------------------------------------------------------------------
-
-    @property
-    def rest(self) -> Any:
-        """The first account's REST client (single-account callers and tests)."""
-        return self.accounts[0].rest
-
-    @property
-    def gateway(self) -> Any:
-        """The first account's gateway session (single-account callers and tests)."""
-        return self.accounts[0].gateway
 
     def account(self, name: str | None) -> Account:
         """The account of that name (the first one when there is none)."""
@@ -123,6 +126,7 @@ class Engine:
                 for account in self.accounts:
                     tg.start_soon(self._run_account, account)
                 tg.start_soon(self._watchdog)
+                self.sharing.start(tg)
                 task_status.started()
         finally:
             self._tg = None
@@ -152,7 +156,7 @@ class Engine:
         await self.ready()
         job = Job(nonce=make_snowflake(), kind="imagine", prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
         job.request = SlashCommand("imagine", mj.imagine_options(prompt))
-        self.charges.reserve(job, cost, count)
+        await self.charges.reserve_off_loop(job, cost, count)
         await self._start(job)
         return job
 
@@ -184,7 +188,7 @@ class Engine:
         job.request = ButtonPress(target, chosen.custom_id, parent.message_flags, chosen.component_type)
         # The message lives in one account's channel: only that account can press its buttons.
         job.pinned_account = parent.account or self.accounts[0].name
-        self.charges.reserve(job, mj.press_cost(action, on_video=bool(parent.video_urls)))
+        await self.charges.reserve_off_loop(job, mj.press_cost(action, on_video=bool(parent.video_urls)))
         await self._start(job)
         return job
 
@@ -206,7 +210,7 @@ class Engine:
         await self.ready()
         job = Job(nonce=make_snowflake(), kind=name, prompt=prompt, normalised_prompt=mj.normalise_prompt(prompt))
         job.pinned_account = account
-        self.charges.reserve(job, cost)
+        await self.charges.reserve_off_loop(job, cost)
         attachments = None
         if files:
             # Uploads belong to one account's channel: pin the job to the account that uploads (the one charged,
@@ -283,6 +287,7 @@ class Engine:
             self._end(job, error=str(exc))
             raise
         await accepted.wait()
+        await self.sharing.jobs.flush(job)  # findable by its id from every server before a tool returns it
         if outcome:
             raise outcome[0]
 
@@ -298,13 +303,15 @@ class Engine:
             if job.status.finished:
                 return  # failed while waiting (its account went down); the job says why
             account = self.account(job.account)
+            if not await self.sharing.leases.hold(job, account, accepted):
+                return  # ended while it waited for another server's slot
             await self.sender.send(account, job)
             account.jobs_sent += 1
             job.submitted = job.reached_discord = True
             job.touch()
-        except (DiscordHTTPError, AccountError) as exc:
+        except (DiscordHTTPError, AccountError, StateError) as exc:
             owner = self.account(job.account) if job.account else None
-            text = str(exc) if isinstance(exc, AccountError) else describe_rest_error(exc, owner)
+            text = describe_rest_error(exc, owner) if isinstance(exc, DiscordHTTPError) else str(exc)
             outcome.append(EngineError(text))
             self._end(job, error=text)
         finally:
@@ -316,6 +323,7 @@ class Engine:
             job.fail(error)
         elif job.status is not JobStatus.COMPLETED:
             job.complete()
+        self.sharing.leases.release(job)
         self._end_all(self.scheduler.release(job))
         self.store.finished(job)
         self.charges.settle(job)  # given back only when it never reached Discord
@@ -346,6 +354,7 @@ class Engine:
                 continue
             movable = job.command_name is not None and job.progress == 0 and job.job_uuid is None
             if movable and any(a.down is None for a in self.accounts if a is not account):
+                self.sharing.leases.release(job)
                 self._end_all(self.scheduler.release(job))
                 job.nonce = make_snowflake()
                 self.store.index(job, job.nonce)
@@ -374,14 +383,6 @@ class Engine:
 
     # --- events from the gateway ---------------------------------------------------------------------------
 
-    def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Handle one dispatch as the first account's gateway would deliver it (never raises)."""
-        self.events.dispatch_from(self.accounts[0], event, data)
-
-    def dispatch_from(self, account: Account, event: str, data: dict[str, Any]) -> None:
-        """Handle one gateway dispatch of an account (never raises)."""
-        self.events.dispatch_from(account, event, data)
-
     def _on_ready(self, account: Account, reconnected: bool) -> None:
         if self._tg is None:
             return
@@ -391,8 +392,4 @@ class Engine:
 
     async def reconcile(self, account: Account) -> None:
         """After a lost session: apply what the channel's recent messages say that the gateway did not."""
-        messages, gone = await self.recovery.missed(account)
-        for message_id in gone:
-            self.events.mark_gone(message_id)
-        for msg in messages:
-            self.events.dispatch_from(account, "MESSAGE_CREATE", msg)  # the same checks as a live event
+        await self.events.reconcile(account, self.recovery)

@@ -15,6 +15,7 @@ from .. import midjourney as mj
 from . import correlate
 from .accounts import Account
 from .correlate import Effect, as_text
+from .recovery import Recovery
 from .store import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ class Events:
         self._pump = pump
         self.handled = 0
         self._gone: OrderedDict[str, None] = OrderedDict()  # our jobs' first messages Discord deleted (bounded)
+        # Interactions of this account that another server (or the Discord app) sent, and the messages and job
+        # uuids of their jobs: every session of a user hears of every interaction of it, with its nonce, so an
+        # interaction whose nonce is not ours is another sender's, and so are the messages that answer it. Never
+        # matched to our jobs by their prompt (two servers on one account run the very same prompts).
+        self._foreign: OrderedDict[str, None] = OrderedDict()
 
     def dispatch_from(self, account: Account, event: str, data: dict[str, Any]) -> None:
         """Handle one gateway dispatch of an account. Cheap for the events of others; never raises."""
@@ -43,6 +49,8 @@ class Events:
                 job = self.store.get(nonce) if isinstance(nonce, str) else None
                 if job is not None:
                     self._apply(account, job, correlate.apply_interaction(self.store, job, event, data))
+                elif isinstance(data.get("id"), str):
+                    self._remember_foreign(data["id"])
                 return
             if data.get("channel_id") != account.channel_id:
                 return
@@ -54,6 +62,8 @@ class Events:
                     self.mark_gone(deleted)
                 return
             if not correlate.relevant(event, data, self.store):
+                return
+            if self._is_foreign(data):
                 return
             user = account.gateway.user_id
             job = correlate.find_job(self.store, data, account=account.name, user_id=user, gone=self._gone)
@@ -82,11 +92,44 @@ class Events:
             log.warning("account %s held by Midjourney: %s", account.name, effect.hold)
             self._pump()
 
+    def _is_foreign(self, msg: dict[str, Any]) -> bool:
+        """Whether a message answers another sender's interaction (and none of our jobs knows it); its id and
+        job uuid are remembered as foreign then, for the job's later messages."""
+        message_id, uuid = msg.get("id"), mj.message_job_uuid(msg)
+        if (isinstance(message_id, str) and self.store.get(message_id)) or (uuid and self.store.by_uuid(uuid)):
+            return False
+        metas = [msg.get("interaction_metadata"), msg.get("interaction")]
+        ids = [m["id"] for m in metas if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        if any(self.store.get(i) for i in ids):
+            return False
+        nonce = msg.get("nonce")
+        if isinstance(nonce, str) and nonce and self.store.get(nonce) is None:
+            pass  # the bot answers an interaction with its nonce: one we did not send
+        elif not any(i in self._foreign for i in [*ids, message_id, uuid] if isinstance(i, str)):
+            return False
+        self._remember_foreign(message_id if isinstance(message_id, str) else None, uuid)
+        return True
+
+    def _remember_foreign(self, *ids: str | None) -> None:
+        for key in ids:
+            if key:
+                self._foreign[key] = None
+        while len(self._foreign) > MAX_GONE:
+            self._foreign.popitem(last=False)
+
     def mark_gone(self, message_id: str) -> None:
         """Discord deleted this first message of one of our jobs."""
         self._gone[message_id] = None
         while len(self._gone) > MAX_GONE:
             self._gone.popitem(last=False)
+
+    async def reconcile(self, account: Account, recovery: Recovery) -> None:
+        """After a lost session: apply what the channel's recent messages say that the gateway did not."""
+        messages, gone = await recovery.missed(account)
+        for message_id in gone:
+            self.mark_gone(message_id)
+        for msg in messages:
+            self.dispatch_from(account, "MESSAGE_CREATE", msg)  # the same checks as a live event
 
     def rebuild(self, account: Account, msg: dict[str, Any]) -> Job:
         """A job from a Discord message alone (after a restart or eviction), or the one the store has for it."""

@@ -45,7 +45,9 @@ class Lookup:
         events: Events,
         accounts: Sequence[Account],
         ready: Callable[[], Awaitable[None]],
+        shared: Callable[[str], Awaitable[Job | None]] | None = None,
     ) -> None:
+        self._shared = shared  # a job another server shares under that id (state_jobs.py)
         self.store = store
         self.recovery = recovery
         self.events = events
@@ -65,6 +67,8 @@ class Lookup:
                     old, job.image_url = job.image_url, url
                     job.image_urls = [url if u == old else u for u in job.image_urls]
             return job
+        if self._shared is not None and (job := await self._shared(message_id)) is not None:
+            return job
         await self._ready()
         found = await self.recovery.message(message_id)
         if found is not None:
@@ -83,6 +87,8 @@ class Lookup:
             if job.parent_message_id == target and job.parent_button == button.name:
                 return job
         earlier = self.store.get(press_key(target, button.name))
+        if earlier is None and self._shared is not None:
+            earlier = await self._shared(press_key(target, button.name))  # pressed through another server
         if earlier is None and (mj.button_used(button) or parent.nonce == parent.result_message_id):
             # Pressed before this server knew the message (a restart): Discord has the answer, as a reply.
             earlier = await self._earlier_reply(parent, target, button.name, index)

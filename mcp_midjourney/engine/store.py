@@ -83,6 +83,7 @@ class Job:
     note: str | None = None  # a reply in words (mode switches, confirmations)
     spend: Any = None  # the budget.Spend it was charged, until Discord takes it (refunded if it never does)
     reached_discord: bool = False  # Discord accepted an interaction of it once (never cleared: a requeue keeps it)
+    observer: Callable[[Job], None] | None = field(default=None, repr=False)  # told of every change (the store's)
 
     @property
     def handle(self) -> str:
@@ -109,6 +110,8 @@ class Job:
             self.updated = time.monotonic()
         event, self._changed = self._changed, anyio.Event()
         event.set()
+        if self.observer is not None:
+            self.observer(self)
 
     def complete(self) -> None:
         self.progress_buttons = []  # the Cancel button means nothing once the job ended
@@ -164,6 +167,7 @@ class JobStore:
         self._running: dict[int, Job] = {}
         self.max_finished = max_finished
         self.max_age = max_age_seconds
+        self.observer: Callable[[Job], None] | None = None  # told of every job added, indexed or changed
 
     def __len__(self) -> int:
         return len(self._running) + len(self._finished)
@@ -171,6 +175,7 @@ class JobStore:
     def add(self, job: Job) -> None:
         self._running[id(job)] = job
         self._keys[id(job)] = []
+        job.observer = self.observer
         self.index(job, job.nonce)
 
     def index(self, job: Job, key: str | None) -> None:
@@ -179,10 +184,18 @@ class JobStore:
         if self._by_id.get(key) is not job:
             self._by_id[key] = job
             self._keys.setdefault(id(job), []).append(key)
+            if job.observer is not None:
+                job.observer(job)
+
+    def keys(self, job: Job) -> list[str]:
+        """Every id the job is indexed under here."""
+        return list(self._keys.get(id(job), ()))
 
     def index_uuid(self, job: Job, uuid: str) -> None:
         job.job_uuid = uuid
         self._by_uuid[uuid] = job
+        if job.observer is not None:
+            job.observer(job)
 
     def get(self, key: str) -> Job | None:
         return self._by_id.get(key)

@@ -159,12 +159,14 @@ def build_app(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
     log.info("accepted Host headers: %s", ", ".join(hosts))
+    if limits.http_stateless:
+        # No session lives in this process, so any replica behind a load balancer serves any request (the jobs,
+        # slots and budget they share live in the shared state, MJ_STATE_URL). Sessions to cap: none.
+        sessions: dict[str, Any] = {"stateless_http": True}
+    else:
+        sessions = {"session_idle_timeout": limits.http_session_idle, "max_sessions": limits.http_max_sessions}
     app: ASGIApp = build_server().streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        transport_security=security,
-        host=host,
-        session_idle_timeout=limits.http_session_idle,
-        max_sessions=limits.http_max_sessions,
+        streamable_http_path=MCP_PATH, transport_security=security, host=host, **sessions
     )
     return BearerAuth(app, token) if token else app
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import httpx2
@@ -23,6 +24,7 @@ from ..config import ConfigError, Settings, load_settings
 from ..discord.rest import tls_context
 from ..engine.budget import Budget
 from ..engine.engine import Engine
+from ..engine.state import StateBackend, StateError, open_backend
 from .calls import Calls
 from .render import Renderer
 
@@ -37,6 +39,7 @@ class AppState:
     settings: Settings | None = None
     config_error: str | None = None
     budget: Budget | None = None
+    backend: StateBackend | None = None  # the state shared with every server of the accounts (MJ_STATE_URL)
     http: httpx2.AsyncClient | None = None
     renderer: Renderer | None = None
     calls: Calls = field(default_factory=Calls)  # recent tool calls: a retry takes its abandoned call's job
@@ -50,8 +53,9 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     state = AppState()
     try:
         state.settings = load_settings()
-        state.budget = Budget.from_settings(state.settings)
-    except ConfigError as exc:
+        state.backend = open_backend(state.settings.state_url, state.settings.state_dir)
+        state.budget = Budget.from_settings(state.settings, await _budget_store(state.backend))
+    except (ConfigError, StateError) as exc:
         # Nothing runs on a configuration half read: a malformed budget must not mean no budget.
         state.settings, state.config_error = None, str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
@@ -71,6 +75,11 @@ def _http_client() -> httpx2.AsyncClient:
     return httpx2.AsyncClient(timeout=15.0, follow_redirects=False, verify=tls_context())
 
 
+async def _budget_store(backend: StateBackend) -> Any:
+    """The backend's budget store, opened in a worker thread (it reads the record, and carries an old file over)."""
+    return await anyio.to_thread.run_sync(backend.budget_store)
+
+
 async def _run_backend(state: AppState) -> None:
     """The shared HTTP client and the engine (every account's gateway session), until the server stops."""
     try:
@@ -78,7 +87,7 @@ async def _run_backend(state: AppState) -> None:
         async with client as http, anyio.create_task_group() as tg:
             state.http = http
             if state.settings is not None:
-                engine = Engine(state.settings, budget=state.budget)
+                engine = Engine(state.settings, budget=state.budget, shared=state.backend)
                 await tg.start(engine.run)
                 state.engine = engine
                 state.renderer = Renderer(state.settings, http)

@@ -265,6 +265,12 @@ class Simulator:
         """uuid -> queued | running | done | stopped, for every job the bot knows."""
         return {uuid: job.state for uuid, job in self.jobs.jobs.items()}
 
+    def load_stats(self, user_id: str | None = None) -> dict[str, int]:
+        """Of one user (the main account's by default): `peak_in_flight`, the most jobs running or queued at once,
+        and `over_commits`, jobs that arrived while max_running_jobs of the user's ran already."""
+        user = user_id or self.user_id
+        return {"peak_in_flight": self.jobs.peak_in_flight[user], "over_commits": self.jobs.over_commits[user]}
+
     def results_sent(self) -> list[tuple[str, float]]:
         """(job uuid, `time.monotonic()`) of every final result so far (the last 100,000), oldest first, stamped
         as the result's MESSAGE_CREATE is written to a websocket of the job's user."""

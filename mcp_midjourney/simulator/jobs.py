@@ -100,6 +100,10 @@ class Jobs:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.running: Counter[str] = Counter()
         self.queues: dict[str, deque[Job]] = {}
+        # Witnesses of a client's own limits, per user: the most jobs in flight (running or queued) at once, and
+        # the jobs that arrived when the user already ran max_running_jobs (a client that over-commits).
+        self.peak_in_flight: Counter[str] = Counter()
+        self.over_commits: Counter[str] = Counter()
 
     def remember(self, job: Job) -> Job:
         """Keep a job findable by uuid (buttons and the Midjourney CDN name jobs by uuid)."""
@@ -115,6 +119,11 @@ class Jobs:
         interaction = job.interaction
         limited = interaction is not None and interaction.account is not None
         queue = self.queues.setdefault(job.user_id, deque())
+        if limited:
+            in_flight = self.running[job.user_id] + sum(1 for queued in queue if queued.state == "queued")
+            self.peak_in_flight[job.user_id] = max(self.peak_in_flight[job.user_id], in_flight + 1)
+            if self.running[job.user_id] >= config.max_running_jobs:
+                self.over_commits[job.user_id] += 1
         if not limited or self.running[job.user_id] < config.max_running_jobs:
             self.running[job.user_id] += 1
             job.state = "running"

@@ -289,6 +289,10 @@ class SimulatorServer:
         """See `Simulator.job_states`."""
         return self.call(self.simulator.job_states)
 
+    def load_stats(self, user_id: str | None = None) -> dict[str, int]:
+        """See `Simulator.load_stats`."""
+        return self.call(self.simulator.load_stats, user_id)
+
     def results_sent(self) -> list[tuple[str, float]]:
         """See `Simulator.results_sent` (monotonic times compare with this process's `time.monotonic()`)."""
         return self.call(self.simulator.results_sent)

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import pytest
 from pydantic import SecretStr
 
 from mcp_midjourney.commands.demo import server_env
@@ -16,7 +17,7 @@ from mcp_midjourney.config import load_settings
 from mcp_midjourney.discord.rest import DiscordRest
 from mcp_midjourney.simulator import SimulatorServer
 
-CHECKS = ("configuration", "token", "guild and channel", "gateway session", "command index")
+CHECKS = ("configuration", "token", "guild and channel", "gateway session", "command index", "shared state")
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -41,8 +42,19 @@ def test_every_check_passes_against_the_simulator(sim: SimulatorServer) -> None:
         assert line_of(run.stdout, check).split()[0] == "PASS"
     assert "signed in as sim_user" in run.stdout
     assert "/imagine found (id " in run.stdout and "version " in run.stdout
-    assert "All 5 checks passed." in run.stdout
+    assert "All 6 checks passed." in run.stdout
     assert sim.token not in run.stdout + run.stderr
+
+
+def test_an_unreachable_shared_state_fails_its_check_with_the_fix(sim: SimulatorServer) -> None:
+    from tests.redis_server import free_port
+
+    pytest.importorskip("redis")
+    run = doctor(server_env(sim, MJ_STATE_URL=f"redis://127.0.0.1:{free_port()}/0"))
+    assert run.returncode == 1
+    state_line = line_of(run.stdout, "shared state")
+    assert state_line.split()[0] == "FAIL" and "MJ_STATE_URL=redis://127.0.0.1:" in state_line
+    assert "fix: Start the Redis server" in run.stdout
 
 
 def test_a_rejected_token_fails_its_check_with_the_fix_and_is_never_printed(sim: SimulatorServer) -> None:
@@ -53,9 +65,9 @@ def test_a_rejected_token_fails_its_check_with_the_fix_and_is_never_printed(sim:
     assert token_line.split()[0] == "FAIL" and "401" in token_line
     fix = run.stdout.splitlines()[run.stdout.splitlines().index(token_line) + 1]
     assert fix.strip().startswith("fix: MJ_DISCORD_TOKEN")
-    for check in CHECKS[2:]:
+    for check in CHECKS[2:5]:
         assert line_of(run.stdout, check).split()[0] == "SKIP"
-    assert "1 of 5 checks failed" in run.stdout
+    assert "1 of 6 checks failed" in run.stdout
     assert wrong not in run.stdout + run.stderr
     assert "wrong.token" not in run.stdout + run.stderr
 

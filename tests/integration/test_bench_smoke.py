@@ -1,4 +1,4 @@
-"""The benchmark suite's dispatch and memory measurements run, at tiny counts, and say sensible things.
+"""The benchmark suite's dispatch, memory and shared-state measurements run, at tiny counts, and say sensible things.
 
 No timing thresholds here (timed assertions flake): only that each benchmark runs end to end and that what
 it reports is consistent (our jobs complete, the store stays within its bound, the figures are well formed).
@@ -39,3 +39,19 @@ async def test_memory_benchmark_counts_bytes_and_stays_bounded() -> None:
 
     rows = memory.figures(per_job, bounded)
     assert [r.name.split(",")[0] for r in rows] == ["Memory per finished job (store)", "Peak RSS"]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_shared_state_benchmark_routes_every_job_and_never_over_commits(transport: str, tmp_path) -> None:
+    import shutil
+
+    from bench import shared
+
+    if transport == "http" and shutil.which("redis-server") is None:
+        pytest.skip("no redis-server on PATH (Debian: apt-get install redis-server; .ci/run does)")
+    result = await shared.measure(
+        transport=transport, workdir=tmp_path, servers=2, accounts=2, jobs=12, concurrency=2, job_seconds=0.5
+    )
+    assert result.problems == [] and result.routed == 12
+    assert result.over_commits == 0 and result.peak <= 2
+    assert [figure.met for figure in shared.figures(result)][1:] == [True, True]

@@ -1,4 +1,5 @@
-"""The usage budget: exact limits, sliding windows, refunds, persistence, threads and processes sharing a file."""
+"""The usage budget: exact limits, sliding windows, refunds, persistence, threads and processes sharing the state's
+SQLite file, and an old JSON budget file carried over once."""
 
 from __future__ import annotations
 
@@ -19,11 +20,23 @@ from mcp_midjourney.engine.budget import (
     Budget,
     BudgetExceeded,
     BudgetLimits,
-    JsonFileStore,
     Limits,
     budget_limits,
     budget_path,
 )
+from mcp_midjourney.engine.state import StateError
+from mcp_midjourney.engine.state_sqlite import SqliteStore
+
+
+def JsonFileStore(path: Path) -> SqliteStore:
+    """The shared state's SQLite store in the folder where the budget's file lived."""
+    return SqliteStore(path.with_name("state.sqlite3"))
+
+
+def saved(path: Path) -> list[float]:
+    """The times of the default account's job spends the state's file holds."""
+    return [at for at, _ in SqliteStore(path.with_name("state.sqlite3")).load().get("default", {}).get("job", [])]
+
 
 T0 = 1_780_000_000.0  # a fixed "now" (2026-05-28T20:26:40Z)
 
@@ -176,7 +189,7 @@ def test_no_limits_means_no_record_and_no_description(tmp_path: Path) -> None:
     budget = Budget(BudgetLimits(), JsonFileStore(path))
     for _ in range(100):
         budget.spend("job")
-    assert not path.exists()
+    assert saved(path) == []
     assert budget.describe() is None
     assert set(budget.remaining().values()) == {None}
 
@@ -192,9 +205,7 @@ def test_the_count_survives_a_restart(tmp_path: Path) -> None:
     second.spend("job")
     with pytest.raises(BudgetExceeded):
         first.spend("job")  # the first instance re-reads the file and sees the other's spend
-    saved = json.loads(path.read_text())
-    assert saved["version"] == 1
-    assert [at for at, _ in saved["spends"]["default"]["job"]] == [T0, T0, T0]
+    assert saved(path) == [T0, T0, T0]
 
 
 def test_old_spends_are_pruned_from_the_file(tmp_path: Path) -> None:
@@ -204,7 +215,7 @@ def test_old_spends_are_pruned_from_the_file(tmp_path: Path) -> None:
     budget.spend("job")
     clock.now = T0 + DAY + 5
     budget.spend("job")
-    assert [at for at, _ in json.loads(path.read_text())["spends"]["default"]["job"]] == [T0 + DAY + 5]
+    assert saved(path) == [T0 + DAY + 5]
 
 
 def test_fifty_threads_against_a_limit_of_seven(tmp_path: Path) -> None:
@@ -260,40 +271,56 @@ def test_processes_sharing_one_file_spend_exactly_the_limit(tmp_path: Path) -> N
     for worker in workers:
         worker.join(timeout=20)
     assert sum(wins) == 7
-    assert len(json.loads(path.read_text())["spends"]["default"]["job"]) == 7
+    assert len(saved(path)) == 7
 
 
-def test_a_corrupt_file_is_tolerated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "budget.json"
-    path.write_text("{not json")
-    budget = Budget(limits(jobs_per_hour=2), JsonFileStore(path), clock=Clock())
+def carried(tmp_path: Path, content: str) -> Budget:
+    """A budget opened on a state folder that holds an old budget.json with `content`."""
+    (tmp_path / "budget.json").write_text(content)
+    return Budget(limits(jobs_per_hour=3), SqliteStore(tmp_path / "state.sqlite3", carry_from=tmp_path / "budget.json"))
+
+
+def test_an_old_budget_file_is_carried_over_once(tmp_path: Path) -> None:
+    import time
+
+    old = {"version": 1, "spends": {"default": {"job": [[time.time() - 60, "a"], [time.time() - 30, "b"]]}}}
+    budget = carried(tmp_path, json.dumps(old))
+    assert budget.remaining()["jobs_this_hour"] == 1
+    assert not (tmp_path / "budget.json").exists()
+    assert (tmp_path / "budget.json.carried-over").exists()
+    # Another server opening the same state (or a restart) does not count them again.
+    again = Budget(
+        limits(jobs_per_hour=3), SqliteStore(tmp_path / "state.sqlite3", carry_from=tmp_path / "budget.json")
+    )
+    assert again.remaining()["jobs_this_hour"] == 1
+
+
+def test_a_corrupt_old_file_is_tolerated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget_store"):
-        budget.spend("job")
+        budget = carried(tmp_path, "{not json")
     assert "is corrupt" in caplog.text
-    assert [at for at, _ in json.loads(path.read_text())["spends"]["default"]["job"]] == [T0]
+    budget.spend("job")
+    assert budget.remaining()["jobs_this_hour"] == 2
 
 
-def test_readable_entries_of_a_damaged_file_still_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "budget.json"
-    entries = [[T0 - 10, "a"], "x", None, [T0 - 5, "b"], [float("nan"), "c"], T0 - 1]
+def test_readable_entries_of_a_damaged_old_file_still_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    now = time.time()
+    entries = [[now - 10, "a"], "x", None, [now - 5, "b"], [float("nan"), "c"], now - 1]
     damaged = {"version": 1, "spends": {"default": {"job": entries, "bogus": [1]}, "b": 3}}
-    path.write_text(json.dumps(damaged))
-    budget = Budget(limits(jobs_per_hour=3), JsonFileStore(path), clock=Clock())
     with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget_store"):
-        assert budget.remaining()["jobs_this_hour"] == 0  # two pairs and a bare time still count
+        budget = carried(tmp_path, json.dumps(damaged))
+    assert budget.remaining()["jobs_this_hour"] == 0  # two pairs and a bare time still count
     assert "ignored 5 malformed entries" in caplog.text
 
 
-def test_an_unwritable_place_falls_back_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unusable_state_file_is_an_error_naming_mj_state_url(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    budget = Budget(
-        limits(jobs_per_hour=1), JsonFileStore(blocker / "budget.json"), clock=Clock()
-    )  # a file as the folder
-    with caplog.at_level(logging.WARNING, logger="mcp_midjourney.engine.budget_store"):
-        budget.spend("job")
-        with pytest.raises(BudgetExceeded):
-            budget.spend("job")
+    with pytest.raises(StateError) as refused:  # a file where the folder should be
+        SqliteStore(blocker / "state.sqlite3")
+    assert "MJ_STATE_URL" in str(refused.value)
 
 
 GOOD = {"MJ_DISCORD_TOKEN": "made-up-token-abcdef", "MJ_CHANNEL_ID": "1069126859100524575"}
@@ -331,7 +358,7 @@ def test_the_record_lives_in_the_state_folder(tmp_path: Path) -> None:
     )
     budget = Budget.from_settings(load_settings(GOOD | {"MJ_MAX_JOBS_PER_HOUR": "1", "MJ_STATE_DIR": str(tmp_path)}))
     budget.spend("job")
-    assert len(json.loads((tmp_path / "budget.json").read_text())["spends"]["default"]["job"]) == 1
+    assert len(saved(tmp_path / "budget.json")) == 1
 
 
 # --- limits of single accounts: from MJ_ACCOUNTS entries and MJ_ACCOUNT_MAX_*; charges that move ---------------
@@ -395,10 +422,10 @@ def test_a_charge_moves_to_the_account_that_runs_the_job_only_if_its_own_budget_
     clock.now = T0 + HOUR + 1
     assert budget.fits(second, "a")
     # And the file holds the move: another process sees the spend under "a".
-    record = json.loads(path.read_text())["spends"]
+    record = SqliteStore(path.with_name("state.sqlite3")).load()
     assert [entry[1] for entry in record["a"]["job"]] == list(first.ids)
     budget.refund(moved)
-    assert not json.loads(path.read_text())["spends"].get("a", {}).get("job")
+    assert not SqliteStore(path.with_name("state.sqlite3")).load().get("a", {}).get("job")
 
 
 # --- the arithmetic alone, and the store behind its interface ------------------------------------------------------

@@ -152,7 +152,7 @@ async def test_a_job_the_engine_cannot_send_fails_and_gives_its_charge_back() ->
     engine = Engine(
         settings, budget=Budget(BudgetLimits(total=Limits(), accounts={"a": Limits(jobs_per_hour=1)}), None)
     )
-    session_ready(engine.gateway)  # a session, but the engine was never run: no task group to send from
+    session_ready(engine.accounts[0].gateway)  # a session, but the engine was never run: no task group to send from
     with anyio.fail_after(5), pytest.raises(EngineError, match="not running"):
         await engine.imagine("never sent", cost="job")
     assert engine.budget is not None and engine.budget.remaining("a")["jobs_this_hour"] == 1

@@ -38,7 +38,7 @@ json_values = st.recursive(
 def make_engine() -> Engine:
     """A fresh engine (cheap: nothing connects until it runs) whose session is up as after READY."""
     engine = Engine(Settings(token=SecretStr("made-up-token-fuzz-abcdef"), guild_id=None, channel_id=CHANNEL))
-    session_ready(engine.gateway, ME)
+    session_ready(engine.accounts[0].gateway, ME)
     return engine
 
 
@@ -113,7 +113,7 @@ def test_arbitrary_frames_never_escape_the_gateway_frame_handler(frames: list[An
     engine = make_engine()
     jobs = with_jobs(engine)
     gateway = Gateway(
-        engine.rest, SecretStr("made-up-token-fuzz-abcdef"), on_dispatch=lambda e, d: engine.dispatch(e, d)
+        engine.accounts[0].rest, SecretStr("made-up-token-fuzz-abcdef"), on_dispatch=lambda e, d: engine.dispatch(e, d)
     )
     texts = [f if isinstance(f, str) else json.dumps(f) for f in frames]
     # Wrap some values as dispatches so they reach the engine, not just the opcode switch.
@@ -166,6 +166,6 @@ def test_reconcile_and_restart_lookups_survive_any_page(data: st.DataObject, ext
 @pytest.mark.parametrize("frame", ["", "{", "[]", '{"op": 0}', '{"op": 0, "t": "MESSAGE_CREATE", "d": "x"}'])
 def test_the_read_loop_counts_malformed_frames(frame: str) -> None:
     engine = make_engine()
-    gateway = Gateway(engine.rest, SecretStr("made-up-token-fuzz-abcdef"), on_dispatch=lambda e, d: None)
+    gateway = Gateway(engine.accounts[0].rest, SecretStr("made-up-token-fuzz-abcdef"), on_dispatch=lambda e, d: None)
     assert gateway.handle_frame(frame) is None
     assert gateway.malformed_frames == 1

@@ -25,7 +25,7 @@ BOT = {"id": MIDJOURNEY_BOT_ID, "username": "Midjourney Bot", "bot": True}
 def make_engine() -> Engine:
     """A fresh engine (cheap: nothing connects until it runs) whose session is up as after READY."""
     engine = Engine(Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id=CHANNEL))
-    session_ready(engine.gateway, ME)
+    session_ready(engine.accounts[0].gateway, ME)
     return engine
 
 
@@ -294,3 +294,23 @@ def test_mutated_real_messages_do_not_break_dispatch(mutation: str) -> None:
     with no_errors_logged():
         engine.dispatch("MESSAGE_CREATE", message)
     assert job.status in (JobStatus.QUEUED, JobStatus.COMPLETED)
+
+
+def test_another_senders_job_on_the_same_account_is_never_taken_for_ours() -> None:
+    """Two servers on one account: every session hears of every interaction; one whose nonce is not ours is
+    another server's, and so are its messages, though its prompt is ours and our job has no message yet."""
+    engine = make_engine()
+    mine = submitted(engine, "1000000000000000001")  # sent, its interaction not heard of yet
+    first = waiting()  # the other server's job: same account, same prompt
+    engine.dispatch("INTERACTION_CREATE", {"id": first["interaction"]["id"], "nonce": first["nonce"]})
+    engine.dispatch("MESSAGE_CREATE", first)
+    engine.dispatch("MESSAGE_UPDATE", progress(first["id"], 50))
+    engine.dispatch("MESSAGE_DELETE", {"id": first["id"], "channel_id": CHANNEL})
+    engine.dispatch("MESSAGE_CREATE", final())
+    assert mine.in_flight and mine.progress_message_id is None and mine.job_uuid is None
+    # Its own messages still find it.
+    own = waiting()
+    own["nonce"], own["id"] = mine.nonce, "1083788668470300001"
+    del own["interaction"]
+    engine.dispatch("MESSAGE_CREATE", own)
+    assert mine.progress_message_id == own["id"]

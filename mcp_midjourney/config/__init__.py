@@ -8,7 +8,6 @@ need even then: the log level, the HTTP options, the tokens to mask in logs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,14 +18,18 @@ from typing import Annotated, Any
 
 import platformdirs
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, model_validator
-from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .logs import RedactingFilter as RedactingFilter  # re-exported: callers import logging set-up from here
-from .logs import setup_logging as setup_logging
-from .models import MIDJOURNEY_BOT_ID
+from ..logs import RedactingFilter as RedactingFilter  # re-exported: callers import logging set-up from here
+from ..logs import setup_logging as setup_logging
+from ..models import MIDJOURNEY_BOT_ID
+from .accounts import LIMIT_KEYS as LIMIT_KEYS
+from .accounts import SNOWFLAKE as _SNOWFLAKE
+from .accounts import AccountSettings as AccountSettings
+from .accounts import account_problems as _account_problems
+from .accounts import parse_pool as _parse_pool
+from .accounts import problem as _problem
 
-_SNOWFLAKE = re.compile(r"^[0-9]{15,21}$")  # ASCII digits: \d takes any script's
 APP_NAME = "mcp-midjourney"
 
 DEFAULT_API_BASE = "https://discord.com/api/v9"
@@ -34,8 +37,6 @@ DEFAULT_CDN_BASE = "https://cdn.midjourney.com"
 DEFAULT_INPAINT_BASE = f"https://{MIDJOURNEY_BOT_ID}.discordsays.com"
 # Claude Desktop cancels a tool call at about 60 s; a wait must end well before that.
 MAX_WAIT_CEILING = 55.0
-# The limits of an MJ_ACCOUNTS entry, in the order of AccountSettings' fields.
-LIMIT_KEYS = ("max_jobs_per_hour", "max_jobs_per_day", "max_upscales_per_hour", "max_upscales_per_day")
 MAX_IMAGE_PIXELS = 40_000_000  # an image or mask larger than this is refused before it is decoded
 MAX_IMAGES_PER_CALL = 8  # images one call may upload or name (imagine's image prompts and --sref/--cref/--oref)
 
@@ -45,23 +46,6 @@ def default_state_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False)
 
 
-@dataclass(frozen=True)
-class AccountSettings:
-    """One Discord account that uses Midjourney, in its own channel."""
-
-    name: str
-    token: SecretStr
-    guild_id: str | None
-    channel_id: str
-    concurrency: int = 3  # jobs Midjourney runs at once for the account (fast mode)
-    queue_size: int = 10  # jobs Midjourney queues beyond that before "Queue full"
-    # This account's own usage budget (None: only MJ_ACCOUNT_MAX_* and the total limits apply).
-    max_jobs_per_hour: int | None = None
-    max_jobs_per_day: int | None = None
-    max_upscales_per_hour: int | None = None
-    max_upscales_per_day: int | None = None
-
-
 class ConfigError(Exception):
     """The configuration cannot be used; the message names each variable and how to fix it."""
 
@@ -69,11 +53,6 @@ class ConfigError(Exception):
 # -- validators: each says what is wrong and how to fix it, by the variable's name -------------------------------
 
 _NAMES = {"token": "MJ_DISCORD_TOKEN", "api_base": "MJ_DISCORD_API_BASE"}  # the fields not named MJ_<FIELD>
-
-
-def _problem(message: str) -> PydanticCustomError:
-    """A validation error whose text is exactly `message`."""
-    return PydanticCustomError("mj_setting", "{problem}", {"problem": message})
 
 
 def _text(raw: object) -> str:  # the variable's value, or a keyword argument's when `Settings` is built in code
@@ -152,6 +131,13 @@ def _path(raw: str) -> Path:
 
 def _folder(raw: object, info: ValidationInfo) -> Path | None:
     return _path(_text(raw)) if _text(raw) else _default(info)  # MJ_DOWNLOAD_DIR, MJ_STATE_DIR
+
+
+def _state_url(raw: object, info: ValidationInfo) -> str:
+    url = _text(raw) or f"sqlite:///{Path(info.data.get('state_dir') or default_state_dir()).resolve()}/state.sqlite3"
+    if not re.match(r"^(sqlite:///.*|rediss?://[^\s/]+(/\d*)?|memory://)$", url):  # a password is never shown:
+        raise _problem(f"MJ_STATE_URL must be sqlite:///<path>, redis://host/db or memory://: {url.split('@')[-1]!r}")
+    return url
 
 
 def _level(raw: object) -> str:
@@ -241,6 +227,8 @@ class Settings(BaseSettings):
     store_limit: Whole = Field(5000, ge=10, le=1_000_000)  # finished jobs kept in memory
     log_level: Annotated[str, BeforeValidator(_level)] = "INFO"
     state_dir: Annotated[Path, BeforeValidator(_folder)] = Field(default_factory=default_state_dir)
+    state_url: Annotated[str, BeforeValidator(_state_url)] = ""  # engine/state.py; unset: MJ_STATE_DIR/state.sqlite3
+    lease_seconds: Seconds = Field(30.0, ge=2.0, le=3600.0)  # a dead server's slots come back after this
     max_jobs_per_hour: Limit = None
     max_jobs_per_day: Limit = None
     max_upscales_per_hour: Limit = None
@@ -250,6 +238,8 @@ class Settings(BaseSettings):
     account_max_upscales_per_hour: Limit = None
     account_max_upscales_per_day: Limit = None
     http_token: Annotated[SecretStr, BeforeValidator(_text)] = SecretStr("")  # HTTP transport: the bearer token
+    # MJ_HTTP_STATELESS: replicas behind a load balancer keep no MCP session (the jobs live in MJ_STATE_URL).
+    http_stateless: bool = False
     http_allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_hosts)] = ()  # more Host names
     max_image_pixels: Whole = Field(MAX_IMAGE_PIXELS, ge=1_000_000, le=89_000_000)  # Pillow's bomb check above
     max_images_per_call: Whole = Field(MAX_IMAGES_PER_CALL, ge=1, le=50)
@@ -284,69 +274,6 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every account's token, for redaction."""
         return [a.token.get_secret_value() for a in self.account_list()]
-
-
-def _account_problems(token: str, guild: str | None, channel: str, token_name: str, where: str) -> list[str]:
-    """What is wrong with one account's token and ids; `where` names the variable (and the account)."""
-    problems = []
-    if not token:
-        problems.append(
-            f"{token_name} is not set: set it to the Discord user token of the account that uses Midjourney"
-        )
-    elif any(c.isspace() for c in token) or token.lower().startswith("bearer"):
-        # Never echo the value: it is a secret even when malformed.
-        problems.append(f"{token_name} is malformed: give the bare user token (no 'Bearer ' prefix, no spaces)")
-    if not channel and where.startswith("MJ_CHANNEL_ID"):
-        problems.append("MJ_CHANNEL_ID is not set: the id of the Discord channel (or DM) where Midjourney runs")
-    elif not channel:
-        problems.append(f"{where}channel id is not set: the Discord channel (or DM) where Midjourney runs")
-    elif not _SNOWFLAKE.match(channel):
-        problems.append(f"{where}channel id must be a Discord id (15-21 digits), got {channel!r}")
-    if guild is not None and not _SNOWFLAKE.match(guild):
-        problems.append(f"{where}guild id must be a Discord id (15-21 digits), or unset for a DM, got {guild!r}")
-    return problems
-
-
-def _parse_pool(text: str, source: str, concurrency: int, queue_size: int) -> tuple[AccountSettings, ...]:
-    """A pool from MJ_ACCOUNTS (JSON) or MJ_ACCOUNTS_FILE (a JSON file): a list of {"name", "token", "guild_id",
-    "channel_id", "concurrency", "queue_size", "max_jobs_per_hour", ... "max_upscales_per_day"} objects."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise _problem(f"{source} is not valid JSON: give a list of {{token, guild_id, channel_id}} objects") from None
-    if not isinstance(data, list) or not data or not all(isinstance(a, dict) for a in data):
-        raise _problem(f"{source} must be a non-empty JSON list of {{token, guild_id, channel_id}} objects")
-    accounts, problems = [], []
-    for i, item in enumerate(data, start=1):
-        name = str(item.get("name") or f"account{i}")
-        where = f"{source} account {name!r}: "
-        token, channel = str(item.get("token") or "").strip(), str(item.get("channel_id") or "").strip()
-        guild = str(item.get("guild_id") or "").strip() or None
-        problems += _account_problems(token, guild, channel, f"{where}token", where)
-        try:
-            own = int(item.get("concurrency", concurrency)), int(item.get("queue_size", queue_size))
-        except (TypeError, ValueError):
-            problems.append(f"{where}concurrency and queue_size must be whole numbers")
-            continue
-        numbers = []  # each limit a whole number >= 0, or absent/null for none of its own
-        for key, raw in ((key, item.get(key)) for key in LIMIT_KEYS):
-            if raw is not None and not _digits(raw):
-                problems.append(
-                    f"{where}{key} must be a whole number of 0 or more (or left out for no limit), got {raw!r}"
-                )
-            numbers.append(int(str(raw).strip()) if raw is not None and _digits(raw) else None)
-        accounts.append(AccountSettings(name, SecretStr(token), guild, channel, *own, *numbers))
-    if len({a.name for a in accounts}) != len(accounts):
-        problems.append(f"{source}: account names must be unique")
-    if problems:
-        raise _problem("; ".join(problems))
-    return tuple(accounts)
-
-
-def _digits(raw: object) -> bool:
-    return (
-        not isinstance(raw, bool) and isinstance(raw, int | str) and str(raw).strip().isdigit() and str(raw).isascii()
-    )
 
 
 # -- reading: pydantic-settings' environment source, over os.environ or a given mapping ------------------------
