@@ -232,8 +232,11 @@ class RestApi:
         account = self._account(request)
         channel = self._channel(account, request.path_params["channel_id"])
         body = await self._json(request)
+        attachments = body.get("attachments") or []
+        if not isinstance(attachments, list):  # Discord: a form body error, never a crash
+            raise DiscordError(400, {"message": "Invalid Form Body", "code": 50035})
         files = []
-        for attachment in body.get("attachments") or []:
+        for attachment in attachments:
             uploaded = str(attachment.get("uploaded_filename") if isinstance(attachment, dict) else "")
             data = self.world.uploads.get(uploaded)
             if data is None:
