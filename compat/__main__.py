@@ -26,6 +26,8 @@ from .report import render
 from .runner import ROOT, VENVS, Framework, Row, ensure_venv, run_row
 
 FRAMEWORKS = [
+    # The reference: the client this project's tests use (the SDK 2.x, which sends a courtesy cancel on timeout).
+    Framework("mcp2", "mcp SDK 2.x client (reference)", (), "mcp2_driver", ("stdio", "http"), own=True),
     Framework("mcp1", "mcp SDK 1.x client", ("mcp>=1.20,<2",), "mcp1_driver", ("stdio", "http")),
     Framework("langchain", "langchain-mcp-adapters", ("langchain-mcp-adapters",), "langchain_driver"),
     Framework("openai-agents", "openai-agents", ("openai-agents",), "openai_agents_driver", ("stdio", "http")),

@@ -26,6 +26,10 @@ plain `get_message` of the upscale. Simulated jobs take {job_seconds:g} s, as re
 """
 
 
+def _quoted(requirement: str) -> str:
+    return f"'{requirement}'" if any(c in requirement for c in "[]<>,") else requirement
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -38,15 +42,26 @@ def _steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {step["name"]: step for step in report.get("steps", [])}
 
 
+def _failures(results: dict[str, str | None]) -> dict[str, str]:
+    return {tool: error for tool, error in results.items() if error and not error.startswith("warn:")}
+
+
 def _schema_summary(report: dict[str, Any]) -> str:
+    """'all 7 (2 converters)', or each converter that fails some tool: 'transform_schema: 3 of 7 fail'."""
     schemas: dict[str, dict[str, str | None]] = report.get("schemas") or {}
     if not schemas:
         return "—"
     cells = []
-    for _converter, results in schemas.items():
-        failed = [name for name, error in results.items() if error and not error.startswith("warn:")]
-        cells.append(f"{len(results) - len(failed)}/{len(results)}")
-    return " · ".join(cells)
+    for converter, results in schemas.items():
+        failed = _failures(results)
+        if failed:
+            cells.append(f"**{converter}: {len(failed)} of {len(results)} fail**")
+        elif any(results.values()):
+            cells.append(f"{converter}: converts, with warnings")
+    if not cells:
+        count = max(len(r) for r in schemas.values())
+        return f"all {count} ({len(schemas)} converter{'s' if len(schemas) > 1 else ''})"
+    return "; ".join(cells)
 
 
 def _calls(step: dict[str, Any]) -> str:
@@ -77,9 +92,17 @@ def _problems(row: Row) -> list[str]:
         return [f"{name}: does not connect: {report['connect_error']}"]
     found = []
     for converter, results in (report.get("schemas") or {}).items():
+        by_error: dict[str, list[str]] = {}
         for tool, error in results.items():
             if error:
-                found.append(f"{name}: schema of `{tool}` through {converter}: {_one_line(error)}")
+                said = (
+                    error.removeprefix("warn: ") + " (it converts, with that left in)"
+                    if error.startswith("warn:")
+                    else error
+                )
+                by_error.setdefault(_one_line(said), []).append(f"`{tool}`")
+        for error, tools in by_error.items():
+            found.append(f"{name}: {converter} on {', '.join(tools)}: {error}")
     steps = _steps(report)
     for step_name in ("imagine", "U1", "get_message"):
         step = steps.get(step_name)
@@ -141,9 +164,10 @@ def render(rows: list[Row], *, command: str, date: str, seconds: float, job_seco
     for row in rows:
         report = row.report
         lines += [f"### {row.framework.title} over {row.transport}", ""]
-        lines.append(
-            f"- installed with `pip install {' '.join(repr(r) if ' ' in r else r for r in row.framework.install)}`"
-        )
+        if row.framework.own:
+            lines.append("- runs in this project's own venv (`pip install -e '.[test]'`)")
+        else:
+            lines.append(f"- installed with `pip install {' '.join(_quoted(r) for r in row.framework.install)}`")
         if row.install_error:
             lines += [f"- install failed: {row.install_error}", ""]
             continue

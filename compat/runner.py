@@ -34,6 +34,7 @@ class Framework:
     install: tuple[str, ...]  # pip requirements, from the package index
     driver: str  # compat/drivers/<driver>.py
     transports: tuple[str, ...] = ("stdio",)
+    own: bool = False  # runs in this project's own venv (mcp 2.x is its dependency): nothing to install
 
 
 @dataclass
@@ -48,11 +49,13 @@ class Row:
 
 
 def _python(framework: Framework) -> Path:
-    return VENVS / framework.name / "bin" / "python"
+    return Path(sys.executable) if framework.own else VENVS / framework.name / "bin" / "python"
 
 
 def ensure_venv(framework: Framework, *, reinstall: bool = False) -> str | None:
     """Make the framework's venv and install it; None when it is ready, or why it is not."""
+    if framework.own:
+        return None
     venv = VENVS / framework.name
     marker = venv / ".installed"
     wanted = "\n".join(framework.install)
@@ -93,8 +96,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float =
     raise RuntimeError(f"the HTTP server did not listen on port {port} within {seconds:.0f} s")
 
 
-def run_row(framework: Framework, transport: str, job_seconds: float, workdir: Path, timeout: float) -> Row:
-    """Run the driver of one framework over one transport against a fresh simulator; never raises."""
+def run_row(
+    framework: Framework,
+    transport: str,
+    job_seconds: float,
+    workdir: Path,
+    timeout: float,
+    server_settings: dict[str, str] | None = None,
+) -> Row:
+    """Run the driver of one framework over one transport against a fresh simulator; never raises.
+
+    `server_settings` are MJ_* variables for the server on top of the simulator's (none in the matrix: defaults)."""
     row = Row(framework, transport)
     workdir = workdir / f"{framework.name}-{transport}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -102,7 +114,7 @@ def run_row(framework: Framework, transport: str, job_seconds: float, workdir: P
     http: subprocess.Popen[bytes] | None = None
     try:
         with SimulatorServer(job_seconds=job_seconds) as sim, server_log.open("wb") as server_err:
-            env = server_env(sim)
+            env = server_env(sim, **(server_settings or {}))
             settings: dict[str, Any] = {"transport": transport}
             if transport == "http":
                 port = _free_port()

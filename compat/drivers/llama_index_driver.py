@@ -45,7 +45,11 @@ class Adapter:
         try:
             output = await self.tools[tool].acall(**args)
         except Exception as exc:  # the agent puts the error into the conversation
-            return flow.Received(f"Encountered error: {exc}", ["error text"], error=True)
+            cause: BaseException = exc
+            while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+                cause = cause.exceptions[0]
+            why = f"error text (cause: {type(cause).__name__}: {' '.join(str(cause).split())[:120]})"
+            return flow.Received(f"Encountered error: {exc}", [why], error=True)
         text = str(output.content)  # what the agent adds to the chat: str() of the CallToolResult
         return flow.Received(text, [flow.text_part(text)], error=bool(getattr(output, "is_error", False)))
 
