@@ -30,13 +30,41 @@ FRAMEWORKS = [
     Framework("mcp2", "mcp SDK 2.x client (reference)", (), "mcp2_driver", ("stdio", "http"), own=True),
     Framework("mcp1", "mcp SDK 1.x client", ("mcp>=1.20,<2",), "mcp1_driver", ("stdio", "http")),
     Framework("langchain", "langchain-mcp-adapters", ("langchain-mcp-adapters",), "langchain_driver"),
-    Framework("openai-agents", "openai-agents", ("openai-agents",), "openai_agents_driver", ("stdio", "http")),
+    Framework(
+        "openai-agents",
+        "openai-agents",
+        ("openai-agents",),
+        "openai_agents_driver",
+        ("stdio", "http"),
+        tuned=(("client_session_timeout_seconds", 60),),
+    ),
     Framework("pydantic-ai", "pydantic-ai", ("pydantic-ai-slim[mcp,anthropic,google,openai]",), "pydantic_ai_driver"),
     # smolagents[mcp] brings mcp 2.x, which its mcpadapt (0.1.x) cannot import; mcpadapt also needs websockets.
     Framework("smolagents", "smolagents", ("smolagents[mcp]", "mcp<2", "websockets"), "smolagents_driver"),
-    Framework("llama-index", "llama-index-tools-mcp", ("llama-index-tools-mcp",), "llama_index_driver"),
-    Framework("google-genai", "google-genai", ("google-genai", "mcp"), "google_genai_driver"),
-    Framework("google-adk", "google-adk", ("google-adk[mcp]",), "google_adk_driver", ("stdio", "http")),
+    Framework(
+        "llama-index",
+        "llama-index-tools-mcp",
+        ("llama-index-tools-mcp",),
+        "llama_index_driver",
+        tuned=(("timeout", 60),),
+        server_tuned=(("MJ_PREVIEW", "off"),),
+    ),
+    Framework(
+        "google-genai",
+        "google-genai",
+        ("google-genai", "mcp"),
+        "google_genai_driver",
+        server_tuned=(("MJ_PREVIEW", "off"),),
+    ),
+    Framework(
+        "google-adk",
+        "google-adk",
+        ("google-adk[mcp]",),
+        "google_adk_driver",
+        ("stdio", "http"),
+        tuned=(("timeout", 60),),
+        server_tuned=(("MJ_PREVIEW", "off"),),
+    ),
     # The last fast-agent for Python 3.11 (0.2.36) pins mcp 1.10.1 and leaves the rest open: today's releases of
     # pydantic (2.12+), a2a-sdk (0.3+) and google-genai break its imports, so they are held at its era's.
     Framework(
@@ -57,9 +85,12 @@ def _one(framework: Framework, job_seconds: float, workdir: Path, reinstall: boo
         print(f"[compat] {framework.name}: install failed: {error}", file=sys.stderr, flush=True)
         return [Row(framework, t, install_error=error) for t in framework.transports]
     rows = []
-    for transport in framework.transports:
+    variants = [(t, False) for t in framework.transports]
+    if framework.tuned or framework.server_tuned:
+        variants.append(("stdio", True))
+    for transport, tuned in variants:
         print(f"[compat] {framework.name} over {transport} ...", file=sys.stderr, flush=True)
-        rows.append(run_row(framework, transport, job_seconds, workdir, timeout=900))
+        rows.append(run_row(framework, transport, job_seconds, workdir, timeout=900, tuned=tuned))
         report = rows[-1].report
         print(
             f"[compat] {framework.name} over {transport}: flow {'ok' if report.get('flow_ok') else 'FAILED'}, "

@@ -30,6 +30,14 @@ def _quoted(requirement: str) -> str:
     return f"'{requirement}'" if any(c in requirement for c in "[]<>,") else requirement
 
 
+def _transport(row: Row) -> str:
+    """'stdio', 'http', or 'stdio, README settings: client_session_timeout_seconds=60, MJ_PREVIEW=off'."""
+    if not row.tuned:
+        return row.transport
+    settings = [f"{k}={v}" for k, v in (*row.framework.tuned, *row.framework.server_tuned)]
+    return f"{row.transport}, README settings: {', '.join(settings)}"
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -70,6 +78,9 @@ def _calls(step: dict[str, Any]) -> str:
     for call in step.get("calls", []):
         outcome = call["outcome"]
         key = outcome if outcome.startswith("error") else outcome.split(" ")[0]
+        causes = [p for p in call.get("parts", []) if "cause:" in p]
+        if key.startswith("error") and causes:
+            key += f" [{causes[0].removeprefix('error text ')}]"
         if groups and groups[-1][0] == call["tool"] and groups[-1][1] == key:
             tool, _, count, seconds = groups[-1]
             groups[-1] = (tool, key, count + 1, seconds + call["seconds"])
@@ -85,7 +96,7 @@ def _calls(step: dict[str, Any]) -> str:
 def _problems(row: Row) -> list[str]:
     """What this row shows wrong, each with its reason."""
     report = row.report
-    name = f"{row.framework.title} ({row.transport})"
+    name = f"{row.framework.title} ({_transport(row)})"
     if row.install_error:
         return [f"{name}: does not install on Python 3.11: {row.install_error}"]
     if report.get("connect_error"):
@@ -154,7 +165,7 @@ def render(rows: list[Row], *, command: str, date: str, seconds: float, job_seco
         grid = _received(steps.get("imagine", {}).get("received", []))
         last = _received(steps.get("get_message", {}).get("received", []))
         lines.append(
-            f"| {row.framework.title} | {report.get('version') or '—'} | {row.transport} | {connects} | "
+            f"| {row.framework.title} | {report.get('version') or '—'} | {_transport(row)} | {connects} | "
             f"{_schema_summary(report)} | {flow_ok} | {jobs} | {grid} | {last} |"
         )
     problems = [p for row in rows for p in _problems(row)]
@@ -163,7 +174,7 @@ def render(rows: list[Row], *, command: str, date: str, seconds: float, job_seco
     lines += ["", "## Each row", ""]
     for row in rows:
         report = row.report
-        lines += [f"### {row.framework.title} over {row.transport}", ""]
+        lines += [f"### {row.framework.title} over {_transport(row)}", ""]
         if row.framework.own:
             lines.append("- runs in this project's own venv (`pip install -e '.[test]'`)")
         else:
@@ -172,7 +183,7 @@ def render(rows: list[Row], *, command: str, date: str, seconds: float, job_seco
             lines += [f"- install failed: {row.install_error}", ""]
             continue
         for key, value in (report.get("settings") or {}).items():
-            lines.append(f"- default `{key}`: {value}")
+            lines.append(f"- {'setting' if row.tuned else 'default'} `{key}`: {value}")
         for converter, results in (report.get("schemas") or {}).items():
             failed = {t: e for t, e in results.items() if e}
             verdict = "all convert" if not failed else "; ".join(f"`{t}`: {_one_line(e)}" for t, e in failed.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,12 +36,17 @@ class Framework:
     driver: str  # compat/drivers/<driver>.py
     transports: tuple[str, ...] = ("stdio",)
     own: bool = False  # runs in this project's own venv (mcp 2.x is its dependency): nothing to install
+    # The settings the README gives for this framework (its client's, and the server's MJ_*): when any are set,
+    # the matrix has one more row, over stdio, with them.
+    tuned: tuple[tuple[str, Any], ...] = ()
+    server_tuned: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class Row:
     framework: Framework
     transport: str
+    tuned: bool = False  # run with the README's settings instead of the defaults
     report: dict[str, Any] = field(default_factory=dict)
     install_error: str | None = None
     jobs: dict[str, int] = field(default_factory=dict)  # kind -> jobs the simulated bot started
@@ -103,19 +109,23 @@ def run_row(
     workdir: Path,
     timeout: float,
     server_settings: dict[str, str] | None = None,
+    *,
+    tuned: bool = False,
 ) -> Row:
     """Run the driver of one framework over one transport against a fresh simulator; never raises.
 
     `server_settings` are MJ_* variables for the server on top of the simulator's (none in the matrix: defaults)."""
-    row = Row(framework, transport)
-    workdir = workdir / f"{framework.name}-{transport}"
+    row = Row(framework, transport, tuned=tuned)
+    workdir = workdir / f"{framework.name}-{transport}{'-tuned' if tuned else ''}"
     workdir.mkdir(parents=True, exist_ok=True)
     out, log, server_log = workdir / "report.json", workdir / "driver.log", workdir / "server.log"
     http: subprocess.Popen[bytes] | None = None
     try:
         with SimulatorServer(job_seconds=job_seconds) as sim, server_log.open("wb") as server_err:
-            env = server_env(sim, **(server_settings or {}))
-            settings: dict[str, Any] = {"transport": transport}
+            # DEBUG logs (to stderr, kept in the row's folder) change nothing the client sees.
+            server = dict(framework.server_tuned) if tuned else {}
+            env = server_env(sim, MJ_LOG_LEVEL="DEBUG", **server, **(server_settings or {}))
+            settings: dict[str, Any] = {"transport": transport, "tuned": dict(framework.tuned) if tuned else {}}
             if transport == "http":
                 port = _free_port()
                 http = subprocess.Popen(
@@ -131,45 +141,51 @@ def run_row(
                 settings.update(command=sys.executable, args=["-m", "mcp_midjourney"], env=env)
             config = workdir / "config.json"
             config.write_text(json.dumps(settings), encoding="utf-8")
-            driver_env = {k: v for k, v in os.environ.items() if k in ("HOME", "PATH", "LANG", "TERM", "USER")}
-            # No key for any model provider is set: nothing may reach a model's API.
-            driver_env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", TMPDIR=str(workdir))
-            stopped = None
-            with log.open("w", encoding="utf-8") as driver_log:
-                try:
-                    subprocess.run(
+            try:
+                driver_env = {k: v for k, v in os.environ.items() if k in ("HOME", "PATH", "LANG", "TERM", "USER")}
+                # No key for any model provider is set: nothing may reach a model's API.
+                driver_env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", TMPDIR=str(workdir))
+                stopped = None
+                with log.open("w", encoding="utf-8") as driver_log:
+                    driver = subprocess.Popen(
                         [str(_python(framework)), str(DRIVERS / f"{framework.driver}.py"), str(config), str(out)],
                         cwd=workdir,
                         env=driver_env,
                         stdin=subprocess.DEVNULL,
                         stdout=driver_log,
                         stderr=subprocess.STDOUT,
-                        timeout=timeout,
-                        check=False,
+                        start_new_session=True,  # its group holds the servers it spawned: stopped together
                     )
-                except subprocess.TimeoutExpired:
-                    stopped = f"the driver did not finish within {timeout:.0f} s and was stopped"
-            if out.exists():
-                row.report = json.loads(out.read_text(encoding="utf-8"))
-            else:
-                tail = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()][-3:]
-                row.report = {"connect_error": stopped or "the driver wrote no report: " + " | ".join(tail)[:400]}
-            if stopped and out.exists():
-                row.report.setdefault("notes", []).append(stopped)
-            time.sleep(1.0)  # let a last interaction land before counting
-            row.interactions = sim.stats().get("POST /interactions", 0)
-            for uuid in sim.job_states():
-                info = sim.job_info(uuid) or {}
-                kind = str(info.get("kind", "?"))
-                row.jobs[kind] = row.jobs.get(kind, 0) + 1
+                    try:
+                        driver.wait(timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        stopped = f"the driver did not finish within {timeout:.0f} s and was stopped"
+                        os.killpg(driver.pid, signal.SIGKILL)
+                        driver.wait()
+                if out.exists():
+                    row.report = json.loads(out.read_text(encoding="utf-8"))
+                else:
+                    tail = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()][-3:]
+                    row.report = {"connect_error": stopped or "the driver wrote no report: " + " | ".join(tail)[:400]}
+                if stopped and out.exists():
+                    row.report.setdefault("notes", []).append(stopped)
+                time.sleep(1.0)  # let a last interaction land before counting
+                row.interactions = sim.stats().get("POST /interactions", 0)
+                for uuid in sim.job_states():
+                    info = sim.job_info(uuid) or {}
+                    kind = str(info.get("kind", "?"))
+                    row.jobs[kind] = row.jobs.get(kind, 0) + 1
+            finally:
+                if http is not None:  # before the simulator stops, so the server does not see Discord vanish
+                    http.terminate()
+                    try:
+                        http.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        http.kill()
     except Exception as exc:
         row.report.setdefault("connect_error", f"the harness failed: {type(exc).__name__}: {exc}")
     finally:
-        if http is not None:
-            http.terminate()
-            try:
-                http.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                http.kill()
+        if http is not None and http.poll() is None:
+            http.kill()
     row.log = str(log)
     return row

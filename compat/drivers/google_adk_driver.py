@@ -23,10 +23,10 @@ class Adapter:
 
     def __init__(self, settings: dict[str, Any], report: flow.Report) -> None:
         if settings["transport"] == "http":
-            params: Any = StreamableHTTPConnectionParams(url=settings["url"])
+            params: Any = StreamableHTTPConnectionParams(url=settings["url"], **settings["tuned"])
         else:
             server = StdioServerParameters(command=settings["command"], args=settings["args"], env=settings["env"])
-            params = StdioConnectionParams(server_params=server)
+            params = StdioConnectionParams(server_params=server, **settings["tuned"])
         self.toolset = McpToolset(connection_params=params)
         if settings["transport"] == "http":
             report.settings["timeout"] = f"{params.timeout} s to connect; a call may take sse_read_timeout"

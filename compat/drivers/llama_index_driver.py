@@ -13,9 +13,11 @@ class Adapter:
 
     def __init__(self, settings: dict[str, Any], report: flow.Report) -> None:
         if settings["transport"] == "http":
-            self.client = BasicMCPClient(settings["url"])
+            self.client = BasicMCPClient(settings["url"], **settings["tuned"])
         else:
-            self.client = BasicMCPClient(settings["command"], args=settings["args"], env=settings["env"])
+            self.client = BasicMCPClient(
+                settings["command"], args=settings["args"], env=settings["env"], **settings["tuned"]
+            )
         report.settings.update(
             timeout=f"{self.client.timeout} s (BasicMCPClient's read timeout per call)",
             session="a new MCP session (and server process, over stdio) per tool call",

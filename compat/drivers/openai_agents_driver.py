@@ -41,10 +41,10 @@ class Adapter:
 
     def __init__(self, settings: dict[str, Any], report: flow.Report) -> None:
         if settings["transport"] == "http":
-            self.server: Any = MCPServerStreamableHttp(params={"url": settings["url"]})
+            self.server: Any = MCPServerStreamableHttp(params={"url": settings["url"]}, **settings["tuned"])
         else:
             params = {"command": settings["command"], "args": settings["args"], "env": settings["env"]}
-            self.server = MCPServerStdio(params=params)
+            self.server = MCPServerStdio(params=params, **settings["tuned"])
         report.settings["client_session_timeout_seconds"] = self.server.client_session_timeout_seconds
         report.settings["max_retry_attempts"] = self.server.max_retry_attempts
 
