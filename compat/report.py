@@ -38,6 +38,11 @@ def _transport(row: Row) -> str:
     return f"{row.transport}, README settings: {', '.join(settings)}"
 
 
+def _installs(rows: list[Row]) -> str:
+    failed = sorted({r.framework.title for r in rows if r.install_error})
+    return f"{', '.join(failed)} did not install." if failed else "Every framework installed on Python 3.11."
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -168,6 +173,13 @@ def render(rows: list[Row], *, command: str, date: str, seconds: float, job_seco
             f"| {row.framework.title} | {report.get('version') or '—'} | {_transport(row)} | {connects} | "
             f"{_schema_summary(report)} | {flow_ok} | {jobs} | {grid} | {last} |"
         )
+    at_defaults = [r for r in rows if not r.tuned and not r.install_error]
+    good = [r for r in at_defaults if r.report.get("flow_ok") and r.jobs.get("imagine") == 1]
+    lines += [
+        "",
+        f"**{len(good)} of {len(at_defaults)} rows at the framework's defaults complete the flow with one job per "
+        f"imagine**{'' if len(good) == len(at_defaults) else ' (the others: below)'}. " + _installs(rows),
+    ]
     problems = [p for row in rows for p in _problems(row)]
     lines += ["", "## What fails, and why", ""]
     lines += [f"- {p}" for p in problems] or ["Nothing: every row completed with one job per imagine."]
