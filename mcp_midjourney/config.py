@@ -156,6 +156,13 @@ def _level(raw: object) -> str:
     return level
 
 
+def _switch(raw: object) -> bool:
+    value = (_text(raw) or "on").lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise _problem(f"MJ_PREVIEW must be on or off, got {value!r}")
+    return value in ("on", "true", "1", "yes")
+
+
 def _application(raw: object) -> str:
     application = _text(raw) or MIDJOURNEY_BOT_ID
     if not _SNOWFLAKE.match(application):
@@ -231,6 +238,8 @@ class Settings(BaseSettings):
     )  # seconds without any progress before a job counts as timed out
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_folders)] = ()  # folders agents upload from
     download_dir: Folder = None  # where finished images are saved, when set
+    # Preview images in results (off for frameworks that turn a result's image into ~85,000 characters of text).
+    preview: Annotated[bool, BeforeValidator(_switch)] = True
     interaction_interval: Seconds = Field(0.35, ge=0.0, le=10.0)  # seconds between two interactions of one account
     gateway_ready_timeout: Seconds = Field(20.0, ge=1.0, le=120.0)
     store_limit: Whole = Field(5000, ge=10, le=1_000_000)  # finished jobs kept in memory

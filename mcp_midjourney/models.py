@@ -14,22 +14,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 def lean_schema(schema: dict[str, Any], *, keep_defaults: bool = False) -> None:
-    """Keep schemas short: they are sent to the model with the tool list on every turn.
+    """Keep schemas short, and acceptable to every agent framework's converter.
 
-    Drops pydantic's titles (and, for outputs, empty defaults), and writes ``anyOf: [{type: X}, {type: null}]``
-    as the equivalent ``type: [X, "null"]``.
+    They are sent to the model with the tool list on every turn. Drops pydantic's titles (and, for outputs, empty
+    defaults). An optional ``X | None`` becomes plain ``X``, optional by absence: google-genai, anthropic's strict
+    transform and pydantic-ai's Gemini transformer reject ``type: [X, "null"]`` lists, and an ``anyOf`` with null
+    costs bytes and confuses some of them. Nulls are never sent in results; a client sending null still validates.
     """
     schema.pop("title", None)
+    for sub in schema.get("$defs", {}).values():
+        lean_schema(sub, keep_defaults=keep_defaults)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
+        options = prop.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+            if prop.get("default", 0) is None:
+                del prop["default"]
         if not keep_defaults and "default" in prop and prop["default"] in (None, [], ""):
             del prop["default"]
-        options = prop.get("anyOf")
-        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-            other = next(o for o in options if o != {"type": "null"})
-            if set(other) == {"type"} and isinstance(other["type"], str):
-                del prop["anyOf"]
-                prop["type"] = [other["type"], "null"]
+        items = prop.get("items")
+        if isinstance(items, dict):
+            items.pop("title", None)
 
 
 def _lean_output(schema: dict[str, Any]) -> None:
@@ -43,7 +54,7 @@ NIJI_BOT_ID = "1022952195194359889"
 
 
 class JobStatus(StrEnum):
-    """Where a job is in its life."""
+    # Where a job is in its life (a comment, not a docstring: it would be sent in every output schema).
 
     QUEUED = "queued"  # sent, or held by Midjourney's "Job queued"; not yet rendering
     IN_PROGRESS = "in_progress"  # Midjourney is rendering (a percentage is known or soon will be)
@@ -74,8 +85,6 @@ class Button:
 
 
 class ButtonView(BaseModel):
-    """A button: pass its name (or label) to press_button."""
-
     model_config = LEAN
 
     label: str
@@ -83,61 +92,81 @@ class ButtonView(BaseModel):
 
 
 class JobView(BaseModel):
-    """One Midjourney job."""
+    """One Midjourney job; fields that are empty are left out. The tool descriptions say what each means."""
 
     model_config = LEAN
 
-    message_id: str = Field(
-        description="Pass this to press_button / get_message. Once there is a result: the result message's "
-        "Discord id, stable across restarts."
-    )
+    message_id: str
     status: JobStatus
-    progress: int = Field(ge=0, le=100, description="Percent done.")
-    kind: str = Field(description="imagine, upscale, variation, reroll, zoom, pan, describe, blend, ...")
-    prompt: str = Field(description="The prompt as sent.")
-    job_uuid: str | None = Field(default=None, description="Midjourney's job id.")
-    image_url: str | None = Field(default=None, description="The result image (the whole grid for a grid).")
-    image_urls: list[str] = Field(
-        default_factory=list,
-        description="A grid's four images: 1 top-left .. 4 bottom-right.",
-    )
-    preview_url: str | None = Field(default=None, description="Low-resolution image while running.")
-    buttons: list[ButtonView] = Field(default_factory=list, description="What press_button accepts next.")
-    parent_message_id: str | None = Field(default=None, description="The message pressed to make this job.")
-    parent_button: str | None = Field(default=None, description="The button pressed.")
-    error: str | None = Field(default=None, description="Why it failed, in Midjourney's words.")
-    prompts: list[str] = Field(default_factory=list, description="Prompts /describe suggests.")
-    input_prompt: str | None = Field(default=None, description="needs_input: the pre-filled prompt to edit.")
-    note: str | None = Field(default=None, description="Midjourney's reply in words.")
-    files: list[str] = Field(default_factory=list, description="Saved copies (MJ_DOWNLOAD_DIR).")
-    budget: str | None = Field(default=None, description="Usage budget left.")
-    warnings: list[str] = Field(default_factory=list, description="Account trouble, risky parameters.")
-    next: str = Field(description="What to do next.")
+    progress: int = Field(ge=0, le=100)
+    kind: str
+    prompt: str
+    job_uuid: str | None = None
+    image_url: str | None = None
+    image_urls: list[str] = Field(default_factory=list)  # a grid's four: 1 top-left .. 4 bottom-right
+    preview_url: str | None = None
+    buttons: list[ButtonView] = Field(default_factory=list)
+    parent_message_id: str | None = None
+    parent_button: str | None = None
+    error: str | None = None
+    prompts: list[str] = Field(default_factory=list)
+    input_prompt: str | None = None
+    note: str | None = None
+    files: list[str] = Field(default_factory=list)
+    budget: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    recent: list[str] = Field(default_factory=list)  # get_message without an id: the other recent jobs
+    next: str
 
 
 class PromptCheckView(BaseModel):
-    """A prompt checked locally, before any job is sent."""
+    """A prompt checked locally, before any job is sent; empty fields are left out."""
 
     model_config = LEAN
 
-    ok: bool = Field(description="True when Midjourney should accept the prompt's parameters.")
-    errors: list[str] = Field(default_factory=list, description="What must change, each with a corrected example.")
-    warnings: list[str] = Field(default_factory=list, description="What may be a problem (unknown parameters...).")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="The parameters, by canonical name.")
-    text: str = Field(description="The prompt's words without parameters.")
-    image_urls: list[str] = Field(default_factory=list, description="The leading image prompts.")
-    jobs: int = Field(description="How many jobs the prompt runs (--repeat and {a, b} permutations).")
-    shortened: list[str] = Field(default_factory=list, description="Midjourney's /shorten variants, if asked.")
-    budget: str | None = Field(default=None, description="What the usage budget has left, when one is set.")
+    ok: bool  # Midjourney should accept the prompt's parameters
+    errors: list[str] = Field(default_factory=list)  # what must change, each with a corrected example
+    warnings: list[str] = Field(default_factory=list)  # what may be a problem (unknown parameters...)
+    parameters: dict[str, Any] = Field(default_factory=dict)  # by canonical name
+    text: str  # the prompt's words without parameters
+    image_urls: list[str] = Field(default_factory=list)  # the leading image prompts
+    jobs: int  # how many jobs the prompt runs (--repeat and {a, b} permutations)
+    shortened: list[str] = Field(default_factory=list)  # Midjourney's /shorten variants, if asked
+    budget: str | None = None  # what the usage budget has left, when one is set
 
 
 class AccountsView(BaseModel):
-    """The Discord accounts the server drives."""
+    """The Discord accounts the server drives: name, connected, healthy, load, info, budget each."""
 
     model_config = LEAN
 
-    accounts: list[dict[str, Any]] = Field(
-        description="Each account: name, connected, healthy, load, info, and its own budget when it has one."
-    )
-    budget: str | None = Field(default=None, description="What the usage budget has left, when one is set.")
-    problems: str | None = Field(default=None, description="Account trouble a person must fix, if any.")
+    accounts: list[dict[str, Any]]
+    budget: str | None = None  # what the usage budget has left, when one is set
+    problems: str | None = None  # account trouble a person must fix, if any
+
+
+# What the job tools publish as their outputSchema: the fields a client may rely on (every result has the first
+# six), inlined. A result carries the others too when they are set (image_url, parent_message_id, error, ...,
+# see JobView); the schema allows them. Five tools return jobs: the whole JobView five times was 7,000 characters.
+JOB_OUTPUT_FIELDS = ("message_id", "status", "progress", "kind", "prompt", "next", "image_url", "image_urls", "buttons")
+
+
+def published_schema(model: type[BaseModel], fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """`model`'s JSON schema with its definitions inlined, titles and descriptions dropped, only `fields` kept."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+            return {k: inline(v) for k, v in node.items() if k not in ("title", "description")}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    out: dict[str, Any] = inline(schema)
+    if fields is not None:
+        out["properties"] = {k: v for k, v in out["properties"].items() if k in fields}
+        out["required"] = [k for k in out.get("required", []) if k in fields]
+    return out

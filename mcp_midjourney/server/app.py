@@ -6,14 +6,17 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
 
+from .. import __version__
 from ..engine.engine import EngineError
-from ..models import lean_schema
+from ..models import JOB_OUTPUT_FIELDS, JobView, lean_schema, published_schema
 from . import tools
 from .render import job_view
 from .state import AppState, lifespan, ready_state
@@ -27,24 +30,38 @@ buttons (vary_subtle, vary_strong, vary_region, zoom_out_2x, custom_zoom, pan_le
 each result lists the ones you may press. If a result has status needs_input, Midjourney asks for a prompt:
 call press_button again with prompt=... . describe(image) suggests prompts for an image; blend(images) mixes
 2-5 images; check_prompt validates a prompt for free before you spend; account() shows fast time and modes.
-Jobs take 30-90 s. A call waits at most wait_seconds (capped under a minute); a job still running comes back
+Jobs take 30-90 s. A call waits at most wait_seconds (default 30, max 40); a job still running comes back
 queued or in_progress: call get_message(message_id, wait_seconds=30) until completed or failed. Always pass
-the latest message_id a result gave you. Prompting advice: the prompt 'midjourney_guide' (or resource
-midjourney://guide).
+the latest message_id a result gave you; get_message() with no id returns your latest job and lists the recent
+ones. Calling a tool again with the same arguments after a timeout returns the job the first call started.
+Prompting advice: the prompt 'midjourney_guide' (or resource midjourney://guide).
 """
 
 
 def build_server() -> MCPServer[AppState]:
     """The MCP server with its tools, resources and prompt (no I/O until it runs)."""
-    server: MCPServer[AppState] = MCPServer("midjourney", instructions=INSTRUCTIONS, lifespan=lifespan)
+    server: MCPServer[AppState] = MCPServer(
+        "midjourney", instructions=INSTRUCTIONS, lifespan=lifespan, version=__version__
+    )
     tools.add_tools(server)
     server.resource("midjourney://jobs/{message_id}", mime_type="application/json")(job_resource)
     server.resource("midjourney://guide", mime_type="text/markdown")(guide_resource)
     server.prompt()(midjourney_guide)
 
     for tool in server._tool_manager.list_tools():
-        # The SDK derives input schemas from the signatures; trim them the same way as the outputs.
+        # The SDK derives input schemas from the signatures; trim them the same way as the outputs. Most
+        # frameworks show the model only names, descriptions and input schemas: no docstring indentation.
         lean_schema(tool.parameters, keep_defaults=True)
+        paragraphs = inspect.cleandoc(tool.description or "").split("\n\n")
+        tool.description = "\n\n".join(" ".join(p.split()) for p in paragraphs)  # source line wraps dropped
+        if tool.fn_metadata.output_schema is not None:
+            # Output schemas are sent with every tools/list too (google-adk shows them to the model): published
+            # slim, while results are still validated against the whole model.
+            model = tool.fn_metadata.output_model
+            fields = JOB_OUTPUT_FIELDS if model is JobView else None
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                tool.fn_metadata.output_schema = published_schema(model, fields)
+                tool.__dict__.pop("output_schema", None)  # the SDK caches the schema it read
     return server
 
 

@@ -31,38 +31,38 @@ SAVED_KEPT = 1024  # jobs whose saved paths are remembered (a few hundred bytes 
 
 
 def next_hint(job: Job) -> str:
-    """One line telling the model what it can do now."""
-    handle = job.handle
+    """One line telling the model what it can do now (with the result's message_id, which the result carries)."""
     if job.status is JobStatus.COMPLETED:
         names = {b.name for b in job.buttons}
         if {"U1", "V1"} <= names:
             return (
-                f"Pick an image: press_button(message_id='{handle}', button='U1'..'U4') to upscale it, 'V1'..'V4' "
-                "for variations, or 'reroll' for a new grid."
+                "press_button on this message_id: 'U1'..'U4' upscales image 1-4 (1 top-left, 2 top-right, "
+                "3 bottom-left, 4 bottom-right), 'V1'..'V4' varies it, 'reroll' makes a new grid."
             )
         if job.prompts:
             return "Use one of the prompts with imagine, or press describe_1..describe_4 / imagine_all."
         if job.buttons:
             some = ", ".join(b.name for b in job.buttons[:6])
-            return f"Refine with press_button(message_id='{handle}', button=...), e.g. {some}."
+            return f"Refine with press_button on this message_id, e.g. {some}."
         return "Done."
     if job.status is JobStatus.FAILED:
         return "The job failed: read error, adjust the prompt or settings, and try again."
     if job.status is JobStatus.NEEDS_INPUT:
         if job.modal is not None and job.modal.iframe:
             return (
-                f"Vary (Region) waits: press_button(message_id='{handle}', button='submit', prompt=..., "
-                "region=[left, top, right, bottom]) with fractions 0-1 of the image."
+                "Vary (Region) waits: press_button on this message_id with button='submit', prompt=..., "
+                "region=[left, top, right, bottom] (fractions 0-1 of the image)."
             )
-        return (
-            f"Midjourney asks for a prompt: press_button(message_id='{handle}', button='submit', prompt=...) "
-            "(start from input_prompt)."
-        )
-    return f"Still running: call get_message(message_id='{handle}', wait_seconds=30) to wait for the result."
+        return "Midjourney asks for a prompt: press_button on this message_id, button='submit', prompt=... ."
+    return "Still running: call get_message with this message_id and wait_seconds=30 until completed."
 
 
 def job_view(
-    job: Job, warnings: list[str] | None = None, budget: str | None = None, files: list[str] | None = None
+    job: Job,
+    warnings: list[str] | None = None,
+    budget: str | None = None,
+    files: list[str] | None = None,
+    recent: list[str] | None = None,
 ) -> JobView:
     """The structured form of a job, as every tool returns it; `files` are its saved copies, if any."""
     notes = list(warnings or [])
@@ -76,7 +76,8 @@ def job_view(
         prompt=job.prompt,
         job_uuid=job.job_uuid,
         image_url=job.image_url,
-        image_urls=list(job.image_urls),
+        # A single image's one URL is image_url already: the list is a grid's four.
+        image_urls=list(job.image_urls) if len(job.image_urls) > 1 else [],
         preview_url=job.preview_url,
         buttons=[
             ButtonView(label=b.label, name=b.name) for b in (job.buttons or job.progress_buttons) if not b.disabled
@@ -90,21 +91,38 @@ def job_view(
         files=list(files or []),
         budget=budget,
         warnings=notes,
+        recent=list(recent or []),
         next=next_hint(job),
     )
 
 
+def structured(view: JobView) -> dict[str, object]:
+    """The view as structured content: empty fields left out (the output schema requires none of them)."""
+    return view.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {
+        "message_id": view.message_id,
+        "status": view.status.value,
+        "progress": view.progress,
+        "kind": view.kind,
+        "prompt": view.prompt,
+        "next": view.next,
+    }
+
+
 def summary(view: JobView) -> str:
-    """A few lines a person (or a model without structured output) can read."""
+    """A few lines a person (or a model that is given only the text) can read: each URL once."""
     head = f"{view.kind} {view.status.value}" + (f" {view.progress}%" if view.status == "in_progress" else "")
-    lines = [head, f"message_id: {view.message_id}"]
+    lines = [f"{head} · message_id {view.message_id}"]
+    if view.prompt:
+        lines.append(f"prompt: {view.prompt}")
+    if view.parent_message_id:
+        lines.append(f"from: {view.parent_button or 'a press'} on {view.parent_message_id}")
     if view.error:
         lines.append(f"error: {view.error}")
     if view.note:
         lines.append(f"reply: {view.note}")
     if view.image_url:
         lines.append(f"image: {view.image_url}")
-    for i, url in enumerate(view.image_urls if len(view.image_urls) > 1 else [], start=1):
+    for i, url in enumerate(view.image_urls, start=1):
         lines.append(f"image {i}: {url}")
     lines += [f"prompt {i}: {p}" for i, p in enumerate(view.prompts, start=1)]
     if view.input_prompt is not None:
@@ -117,6 +135,8 @@ def summary(view: JobView) -> str:
     lines += [f"warning: {w}" for w in view.warnings]
     if view.budget:
         lines.append(view.budget)
+    if view.recent:
+        lines.append("recent jobs: " + "; ".join(view.recent))
     lines.append(f"next: {view.next}")
     return "\n".join(lines)
 
@@ -141,23 +161,29 @@ class Renderer:
         return list(self._saved.get(_job_key(job), []))
 
     async def render(
-        self, job: Job, *, warnings: list[str], budget: str | None, preview: bool = True
+        self,
+        job: Job,
+        *,
+        warnings: list[str],
+        budget: str | None,
+        preview: bool = True,
+        recent: list[str] | None = None,
     ) -> CallToolResult:
-        """The tool result for `job`: the summary text, the structured `JobView` and, if asked, a preview."""
+        """The tool result for `job`: the summary text, the structured `JobView` and, if asked (and MJ_PREVIEW is
+        not off), a preview."""
         notes = list(warnings)
         blocks: list[ContentBlock] = []
         if job.status is JobStatus.COMPLETED and job.image_url:
             # Saved once per job; a job none of whose images could be saved is tried again.
             if self.settings.download_dir is not None and not self.saved_files(job):
                 await self._save(job, notes)
-            if preview:
+            if preview and self.settings.preview:
                 image = await self._preview(job.image_url, notes)
                 if image is not None:
                     blocks.append(image)
-        view = job_view(job, notes, budget, self.saved_files(job))
+        view = job_view(job, notes, budget, self.saved_files(job), recent)
         return CallToolResult(
-            content=[TextContent(type="text", text=summary(view)), *blocks],
-            structured_content=view.model_dump(mode="json"),
+            content=[TextContent(type="text", text=summary(view)), *blocks], structured_content=structured(view)
         )
 
     async def _preview(self, url: str, notes: list[str]) -> ImageContent | None:

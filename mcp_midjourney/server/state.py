@@ -23,6 +23,7 @@ from ..config import ConfigError, Settings, load_settings
 from ..discord.rest import tls_context
 from ..engine.budget import Budget
 from ..engine.engine import Engine
+from .calls import Calls
 from .render import Renderer
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class AppState:
     budget: Budget | None = None
     http: httpx2.AsyncClient | None = None
     renderer: Renderer | None = None
+    calls: Calls = field(default_factory=Calls)  # recent tool calls: a retry takes its abandoned call's job
     started: anyio.Event = field(default_factory=anyio.Event)  # the HTTP client and the engine are up (or failed)
 
 

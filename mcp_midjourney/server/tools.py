@@ -7,7 +7,6 @@ the model can act on are `ToolError`s.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Annotated, Literal
 
@@ -20,9 +19,11 @@ from pydantic import Field
 from ..engine.budget import BudgetExceeded
 from ..engine.engine import Engine, EngineError
 from ..engine.store import Job
-from ..midjourney import blend_options, describe_options, shorten_options
+from ..midjourney import blend_options, describe_options
 from ..midjourney.params import check_prompt as check_prompt_text
-from ..models import AccountsView, JobStatus, JobView, PromptCheckView
+from ..models import JobStatus, JobView
+from .calls import Call, client_of
+from .info_tools import add_info_tools
 from .inputs import InputError, load_image, mentions_local_file, upload_local_refs
 from .state import AppState, ready_state
 
@@ -30,8 +31,8 @@ MAX_PROMPT_CHARS = 6000
 _MESSAGE_ID = re.compile(r"^\d{15,21}$")
 
 # Parameters several tools share (module level: the SDK resolves annotations from the module's globals).
-Wait = Annotated[float | None, Field(description="Seconds to wait for the result (capped; 0 = return at once).")]
-Preview = Annotated[bool, Field(description="Include a small preview image of the result.")]
+Wait = Annotated[float | None, Field(description="Seconds to wait for the result (default 30, max 40; 0 = now).")]
+Preview = Annotated[bool, Field(description="Attach a small preview image of the result.")]
 
 
 def check_message_id(message_id: str) -> str:
@@ -45,9 +46,19 @@ def check_message_id(message_id: str) -> str:
     return message_id
 
 
-def _wait(engine: Engine, wait_seconds: float | None) -> float:
+def _wait(engine: Engine, wait_seconds: float | None, ctx: Context[AppState], call: Call | None = None) -> float:
     value = engine.settings.default_wait if wait_seconds is None else wait_seconds
-    return max(0.0, min(float(value), engine.settings.wait_ceiling))
+    seconds = max(0.0, min(float(value), engine.settings.wait_ceiling))
+    # Ended before this client gives up (learned from its cancels and retries: server/calls.py).
+    state: AppState = ctx.request_context.lifespan_context
+    return state.calls.cap(client_of(ctx.headers), seconds, call)
+
+
+def _reused(tool: str) -> str:
+    return (
+        f"This is the job an identical earlier {tool} call started, whose answer did not reach you (the client "
+        "timed out): nothing new was started or paid. For another one, press reroll or change the arguments."
+    )
 
 
 def _prompt_text(prompt: str) -> str:
@@ -78,7 +89,12 @@ async def _wait_with_progress(engine: Engine, job: Job, seconds: float, ctx: Con
 
 
 async def _result(
-    state: AppState, job: Job, *, preview: bool = True, warnings: list[str] | None = None
+    state: AppState,
+    job: Job,
+    *,
+    preview: bool = True,
+    warnings: list[str] | None = None,
+    recent: list[str] | None = None,
 ) -> CallToolResult:
     assert state.engine is not None and state.renderer is not None
     notes = list(warnings or [])
@@ -86,7 +102,7 @@ async def _result(
         notes.append(f"account needs a person: {state.engine.account_problem}")
     notes += [w for a in state.engine.accounts if (w := a.low_fast_time)]
     budget = state.budget.describe(job.account or "default") if state.budget is not None else None
-    return await state.renderer.render(job, warnings=notes, budget=budget, preview=preview)
+    return await state.renderer.render(job, warnings=notes, budget=budget, preview=preview, recent=recent)
 
 
 def add_tools(server: MCPServer[AppState]) -> None:
@@ -96,63 +112,68 @@ def add_tools(server: MCPServer[AppState]) -> None:
 
     @server.tool(annotations=acts)
     async def imagine(
-        prompt: Annotated[str, Field(description="The Midjourney prompt, parameters included (e.g. '--ar 16:9').")],
+        prompt: Annotated[str, Field(description="The prompt: text, then parameters (e.g. 'a fox, ink --ar 16:9').")],
         ctx: Context[AppState],
         images: Annotated[
-            list[str] | None,
-            Field(description="Image prompts: http(s) URLs or local image files, placed before the text."),
+            list[str] | None, Field(description="Image prompts (http(s) URLs or local files), put before the text.")
         ] = None,
         wait_seconds: Wait = None,
         preview: Preview = True,
     ) -> Annotated[CallToolResult, JobView]:
-        """Start a Midjourney /imagine job: four candidate images in a 2x2 grid.
+        """Start a Midjourney /imagine job: a 2x2 grid of four images, 1 top-left, 2 top-right, 3 bottom-left,
+        4 bottom-right.
 
-        The prompt is checked first (a malformed parameter is refused at no cost). Local files in --sref/--cref
-        or in `images` are uploaded. Returns the job: message_id, status, the grid's image_url, the four
-        image_urls, a preview, and the buttons to press next (U1-U4, V1-V4, reroll). If it is still running
-        when the wait ends, call get_message with the returned message_id.
+        A job takes 30-90 s: this call waits up to wait_seconds (default 30, max 40); a job still queued or
+        in_progress then is followed with get_message(message_id, wait_seconds=30) until completed. Next:
+        press_button(message_id, 'U1'..'U4') upscales one image, 'V1'..'V4' varies one, 'reroll' redoes the grid.
+        Prompt syntax: words, then --ar W:H --stylize 0-1000 --chaos 0-100 --no things --seed N --sref URL
+        --oref URL --v 7 | --niji 6 --draft; a malformed parameter is refused at no cost (check_prompt explains).
+        Calling again with the same arguments after a timeout returns the same job, not a second one.
         """
         state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None
         text = _prompt_text(prompt)
-        if images or mentions_local_file(text):
-            assert state.http is not None and state.settings is not None
-            dirs = list(state.settings.allowed_dirs)
-            try:
-                text = await upload_local_refs(
-                    text, images or [], engine.image_url_for, client=state.http, allowed_dirs=dirs
-                )
-            except InputError as exc:
-                raise ToolError(str(exc)) from None
-        check = check_prompt_text(text)
-        if not check.ok:
-            raise ToolError("The prompt was not sent: " + " ".join(check.errors))
-        try:
-            job = await engine.imagine(text, cost="job", count=check.jobs)
-        except (EngineError, BudgetExceeded) as exc:
-            raise ToolError(str(exc)) from None
-        job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        return await _result(state, job, preview=preview, warnings=check.warnings)
+        async with state.calls.track(client_of(ctx.headers), "imagine", (text, tuple(images or ()))) as call:
+            warnings: list[str] = []
+            if call.job is not None:
+                job, warnings = call.job, [_reused("imagine")]
+            else:
+                if images or mentions_local_file(text):
+                    assert state.http is not None and state.settings is not None
+                    dirs = list(state.settings.allowed_dirs)
+                    try:
+                        text = await upload_local_refs(
+                            text, images or [], engine.image_url_for, client=state.http, allowed_dirs=dirs
+                        )
+                    except InputError as exc:
+                        raise ToolError(str(exc)) from None
+                check = check_prompt_text(text)
+                if not check.ok:
+                    raise ToolError("The prompt was not sent: " + " ".join(check.errors))
+                warnings = list(check.warnings)
+                try:
+                    job = await engine.imagine(text, cost="job", count=check.jobs)
+                except (EngineError, BudgetExceeded) as exc:
+                    raise ToolError(str(exc)) from None
+            state.calls.started(call, job)
+            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
+            return await _result(state, job, preview=preview, warnings=warnings)
 
     @server.tool(annotations=acts)
     async def press_button(
         message_id: Annotated[str, Field(description="The message_id of a result, as a tool returned it.")],
         button: Annotated[
             str,
-            Field(
-                description="A button of that result: its label ('U2', 'V3', '🔄', 'Vary (Strong)'), short name "
-                "('U2', 'reroll', 'vary_strong', 'zoom_out_2x', 'pan_left', 'custom_zoom') or raw custom_id."
-            ),
+            Field(description="A button the result lists: its name ('U2', 'reroll', 'vary_strong'), label or id."),
         ],
         ctx: Context[AppState],
         prompt: Annotated[
-            str | None,
-            Field(description="A new prompt when the press asks for one (Remix, Custom Zoom, Vary (Region))."),
+            str | None, Field(description="The prompt a form asks for (Remix, Custom Zoom, Vary (Region)).")
         ] = None,
         region: Annotated[
             list[float] | None,
-            Field(description="Vary (Region): [left, top, right, bottom] as fractions 0-1 of the image."),
+            Field(description="Vary (Region): [left, top, right, bottom], fractions 0-1 of the image."),
         ] = None,
         mask_path: Annotated[
             str | None, Field(description="Vary (Region): a local PNG whose white pixels mark what to change.")
@@ -160,12 +181,14 @@ def add_tools(server: MCPServer[AppState]) -> None:
         wait_seconds: Wait = None,
         preview: Preview = True,
     ) -> Annotated[CallToolResult, JobView]:
-        """Press a button under a Midjourney result: upscale, vary, reroll, zoom, pan, cancel, ...
+        """Press a button under a Midjourney result; returns the job it starts, with its own message_id.
 
-        Returns the job the press starts (its own message_id, images and buttons). A press that opens a form
-        returns status needs_input with the pre-filled prompt: call again on that message_id with prompt=...
-        (or pass prompt=... with the first press to do both at once). Pressing the same U button twice returns
-        the first result.
+        On a grid: U1-U4 upscales image 1-4 (1 top-left, 2 top-right, 3 bottom-left, 4 bottom-right), V1-V4 varies
+        it, reroll redoes the grid. On an upscale: vary_subtle, vary_strong, vary_region, zoom_out_2x, custom_zoom,
+        pan_left/right/up/down, upscale_subtle/creative, ... (each result lists its buttons). Status needs_input:
+        Midjourney asks for a prompt; call again on that message_id with button='submit', prompt=... (input_prompt
+        has the pre-filled text), or pass prompt=... with the first press. Waits like imagine (wait_seconds default
+        30, max 40; then get_message). The same U press twice returns the first upscale.
         """
         state = await ready_state(ctx)
         engine = state.engine
@@ -173,50 +196,60 @@ def add_tools(server: MCPServer[AppState]) -> None:
         message_id = check_message_id(message_id)
         if not button.strip():
             raise ToolError("button is empty: pass a label or name from the result's buttons, e.g. 'U1'.")
-        text = _prompt_text(prompt) if prompt is not None else None
+        text = _prompt_text(prompt) if prompt else None
+        mask_path = mask_path or None
         warnings: list[str] = []
-        try:
-            target = await engine.get(message_id)
-            if target.status is JobStatus.NEEDS_INPUT:
-                job = await _answer(state, target, text, region, mask_path)
-            else:
-                job = await engine.press(message_id, button.strip())
-                picks_prompt = re.fullmatch(r"describe_[1-4]|[1-4]\ufe0f?\u20e3", button.strip()) is not None
-                if text is not None or region or mask_path or picks_prompt:
-                    # Open and answer in one call: wait (briefly) for the form Midjourney opens.
-                    job = await engine.wait(job, min(10.0, engine.settings.wait_ceiling), None, until_input=True)
-                    if job.status is JobStatus.NEEDS_INPUT:
-                        # A describe pick's form holds the chosen prompt: send it as it is unless told otherwise.
-                        job = await _answer(state, job, text, region, mask_path)
-                    elif text is not None:
-                        warnings.append("This press did not ask for a prompt (is Remix mode off?): prompt not used.")
-            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        except (EngineError, BudgetExceeded) as exc:
-            raise ToolError(str(exc)) from None
-        return await _result(state, job, preview=preview, warnings=warnings)
+        key = (message_id, button.strip(), text, tuple(region or ()), mask_path)
+        async with state.calls.track(client_of(ctx.headers), "press_button", key) as call:
+            try:
+                if call.job is not None:
+                    job, warnings = call.job, [_reused("press_button")]
+                else:
+                    job = await _press(state, message_id, button.strip(), text, region, mask_path, warnings)
+                state.calls.started(call, job)
+                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
+            except (EngineError, BudgetExceeded) as exc:
+                raise ToolError(str(exc)) from None
+            return await _result(state, job, preview=preview, warnings=warnings)
 
     @server.tool(annotations=reads)
     async def get_message(
-        message_id: Annotated[str, Field(description="A message_id a tool returned.")],
         ctx: Context[AppState],
-        wait_seconds: Annotated[float, Field(description="Wait up to this long for the job to finish (0 = now).")] = 0,
-        preview: Preview = False,
+        message_id: Annotated[str, Field(description="A message_id a tool returned; omit for your latest job.")] = "",
+        wait_seconds: Annotated[
+            float, Field(description="Seconds to wait for the job to finish (default 0, max 40).")
+        ] = 0,
+        preview: Annotated[
+            bool | None, Field(description="Attach a small preview (default: when a wait ends completed).")
+        ] = None,
     ) -> Annotated[CallToolResult, JobView]:
-        """Get the current state of a Midjourney job, optionally waiting for it to finish.
+        """Follow a job: its current state, waiting up to wait_seconds for it to finish.
 
-        Follow a job that was still running, or read any Midjourney message again (even after a server restart;
-        expired image URLs are refreshed). The returned message_id may change once the result arrives: use it.
+        Call it on a queued or in_progress result's message_id until completed or failed, and go on with the
+        message_id it returns (it changes once the result arrives). Works after a restart; refreshes expired
+        image URLs. With no message_id: your latest job, and recent lists the others (message_id, status, prompt).
         """
         state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None
-        message_id = check_message_id(message_id)
-        try:
-            job = await engine.get(message_id, refresh=True)
-            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        except EngineError as exc:
-            raise ToolError(str(exc)) from None
-        return await _result(state, job, preview=preview or (job.status is JobStatus.COMPLETED and wait_seconds > 0))
+        recent: list[str] | None = None
+        if message_id.strip():
+            message_id = check_message_id(message_id)
+        else:
+            jobs = state.calls.recent()
+            if not jobs:
+                raise ToolError("No job yet in this server: start one with imagine(prompt).")
+            message_id = jobs[0].handle
+            recent = [f"{j.handle} {j.kind} {j.status.value}: {j.prompt[:80]}" for j in jobs[1:]]
+        async with state.calls.track(client_of(ctx.headers), "get_message", message_id) as call:
+            try:
+                job = await engine.get(message_id, refresh=True)
+                state.calls.started(call, job)
+                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
+            except EngineError as exc:
+                raise ToolError(str(exc)) from None
+            shown = preview if preview is not None else job.status is JobStatus.COMPLETED and wait_seconds > 0
+            return await _result(state, job, preview=shown, recent=recent)
 
     @server.tool(annotations=reads)
     async def describe(
@@ -224,149 +257,96 @@ def add_tools(server: MCPServer[AppState]) -> None:
         ctx: Context[AppState],
         wait_seconds: Wait = None,
     ) -> Annotated[CallToolResult, JobView]:
-        """Ask Midjourney to describe an image: four prompts that would make something like it.
+        """Ask Midjourney to describe an image: four prompts that would make something like it (no image job).
 
-        The result's prompts can be used at once with imagine, or by pressing its buttons (describe_1 ..
-        describe_4, imagine_all). Costs no image job.
+        Use one with imagine, or press describe_1..describe_4 / imagine_all on the result. Waits like imagine.
         """
         state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
-        try:
-            if image.strip().lower().startswith(("http://", "https://")):
-                job = await engine.command("describe", describe_options(link=image.strip()))
-            else:
-                filename, data = await load_image(
-                    image, client=state.http, allowed_dirs=list(state.settings.allowed_dirs)
-                )
-                job = await engine.command("describe", describe_options(), files=[(filename, data)])
-            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        except (InputError, EngineError) as exc:
-            raise ToolError(str(exc)) from None
-        return await _result(state, job, preview=False)
+        async with state.calls.track(client_of(ctx.headers), "describe", image.strip()) as call:
+            try:
+                if call.job is not None:
+                    job = call.job
+                elif image.strip().lower().startswith(("http://", "https://")):
+                    job = await engine.command("describe", describe_options(link=image.strip()))
+                else:
+                    filename, data = await load_image(
+                        image, client=state.http, allowed_dirs=list(state.settings.allowed_dirs)
+                    )
+                    job = await engine.command("describe", describe_options(), files=[(filename, data)])
+                state.calls.started(call, job)
+                job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
+            except (InputError, EngineError) as exc:
+                raise ToolError(str(exc)) from None
+            return await _result(state, job, preview=False, warnings=[_reused("describe")] if call.inherited else None)
 
     @server.tool(annotations=acts)
     async def blend(
         images: Annotated[list[str], Field(description="2 to 5 images: http(s) URLs or local image files.")],
         ctx: Context[AppState],
-        aspect: Annotated[
-            Literal["2:3", "1:1", "3:2"] | None, Field(description="The result's shape (default: square).")
-        ] = None,
+        aspect: Annotated[Literal["2:3", "1:1", "3:2"] | None, Field(description="The shape (default 1:1).")] = None,
         wait_seconds: Wait = None,
         preview: Preview = True,
     ) -> Annotated[CallToolResult, JobView]:
-        """Blend 2-5 images into a new 2x2 grid (Midjourney's /blend). Press its buttons like an imagine grid."""
+        """Blend 2-5 images into a new 2x2 grid (/blend), numbered and pressed like an imagine grid; waits like
+        imagine (wait_seconds default 30, max 40; then get_message)."""
         state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
         if not 2 <= len(images) <= 5:
             raise ToolError(f"blend takes 2 to 5 images; got {len(images)}.")
-        trusted = frozenset[str]()
-        try:
-            files = [
-                await load_image(
-                    ref, client=state.http, allowed_dirs=list(state.settings.allowed_dirs), trusted_hosts=trusted
-                )
-                for ref in images
-            ]
-        except InputError as exc:
-            raise ToolError(str(exc)) from None
-        try:
-            job = await engine.command("blend", blend_options(len(files), aspect), files=files, cost="job")
-        except (EngineError, BudgetExceeded) as exc:
-            raise ToolError(str(exc)) from None
-        job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds), ctx)
-        return await _result(state, job, preview=preview)
+        async with state.calls.track(client_of(ctx.headers), "blend", (tuple(images), aspect)) as call:
+            warnings: list[str] = []
+            if call.job is not None:
+                job, warnings = call.job, [_reused("blend")]
+            else:
+                trusted = frozenset[str]()
+                dirs = list(state.settings.allowed_dirs)
+                try:
+                    files = [
+                        await load_image(ref, client=state.http, allowed_dirs=dirs, trusted_hosts=trusted)
+                        for ref in images
+                    ]
+                except InputError as exc:
+                    raise ToolError(str(exc)) from None
+                try:
+                    job = await engine.command("blend", blend_options(len(files), aspect), files=files, cost="job")
+                except (EngineError, BudgetExceeded) as exc:
+                    raise ToolError(str(exc)) from None
+            state.calls.started(call, job)
+            job = await _wait_with_progress(engine, job, _wait(engine, wait_seconds, ctx, call), ctx)
+            return await _result(state, job, preview=preview, warnings=warnings)
 
-    @server.tool(annotations=reads)
-    async def check_prompt(
-        prompt: Annotated[str, Field(description="The prompt to check, parameters included.")],
-        ctx: Context[AppState],
-        shorten: Annotated[
-            bool, Field(description="Also ask Midjourney's /shorten for shorter variants (a few seconds, free).")
-        ] = False,
-    ) -> PromptCheckView:
-        """Check a prompt before spending: malformed or out-of-range parameters, conflicts, unknown parameters.
+    add_info_tools(server, reads=reads, acts=acts)
 
-        Costs nothing (no Discord request) unless shorten=true. Returns errors (each with a corrected example),
-        warnings, the parsed parameters, how many jobs the prompt would run, and the budget left.
-        """
-        state: AppState = ctx.request_context.lifespan_context
-        text = _prompt_text(prompt)
-        check = check_prompt_text(text)
-        view = PromptCheckView(
-            ok=check.ok,
-            errors=check.errors,
-            warnings=check.warnings,
-            parameters={k: v for k, v in check.params.items()},
-            text=check.text,
-            image_urls=check.image_urls,
-            jobs=check.jobs,
-            budget=state.budget.describe() if state.budget is not None else None,
-        )
-        if shorten:
-            engine = (await ready_state(ctx)).engine
-            assert engine is not None
-            try:
-                job = await engine.command("shorten", shorten_options(text), prompt=text)
-                job = await engine.wait(job, min(20.0, engine.settings.wait_ceiling))
-            except EngineError as exc:
-                raise ToolError(str(exc)) from None
-            view.shortened = list(job.prompts)
-            if job.status is JobStatus.FAILED:
-                view.warnings.append(f"/shorten failed: {job.error}")
-        return view
 
-    @server.tool(annotations=acts)
-    async def account(
-        ctx: Context[AppState],
-        action: Annotated[
-            Literal["status", "info", "fast", "relax", "turbo"],
-            Field(
-                description="status: the accounts' connection and load (no Discord request); info: Midjourney's "
-                "/info (fast time left, queued and running jobs, mode); fast/relax/turbo: switch the speed mode."
-            ),
-        ] = "status",
-    ) -> AccountsView:
-        """The Midjourney accounts this server drives: health, load, fast time left; switch fast/relax/turbo.
-
-        Check before a long batch: info shows the fast hours left (relax mode costs none but is slower).
-        """
-        state = await ready_state(ctx)
-        engine = state.engine
-        assert engine is not None
-        with contextlib.suppress(EngineError):
-            await engine.ready()  # right after start the sessions may still be connecting: report them settled
-        accounts = engine.accounts_status()
-        if state.budget is not None and state.budget.per_account:
-            for entry in accounts:
-                entry["budget"] = state.budget.describe(entry["name"])
-        if action != "status":
-            jobs: list[tuple[str, Job]] = []
-            try:
-                for entry in accounts:
-                    if entry["healthy"] and entry["connected"]:
-                        jobs.append((entry["name"], await engine.command(action, [], account=entry["name"])))
-                for _name, job in jobs:
-                    await engine.wait(job, min(15.0, engine.settings.wait_ceiling))
-            except EngineError as exc:
-                raise ToolError(str(exc)) from None
-            by_name = dict(jobs)
-            for entry in accounts:
-                answer = by_name.get(entry["name"])
-                if answer is None:
-                    continue
-                if answer.info is not None:
-                    entry["info"] = answer.info
-                if answer.note:
-                    entry["reply"] = answer.note
-                if answer.status is JobStatus.FAILED:
-                    entry["reply"] = answer.error
-        return AccountsView(
-            accounts=accounts,
-            budget=state.budget.describe() if state.budget is not None else None,
-            problems=engine.account_problem,
-        )
+async def _press(
+    state: AppState,
+    message_id: str,
+    button: str,
+    text: str | None,
+    region: list[float] | None,
+    mask_path: str | None,
+    warnings: list[str],
+) -> Job:
+    """Press `button` of a message (or answer the form it waits on); the job the press starts."""
+    engine = state.engine
+    assert engine is not None
+    target = await engine.get(message_id)
+    if target.status is JobStatus.NEEDS_INPUT:
+        return await _answer(state, target, text, region, mask_path)
+    job = await engine.press(message_id, button)
+    picks_prompt = re.fullmatch(r"describe_[1-4]|[1-4]\ufe0f?\u20e3", button) is not None
+    if text is not None or region or mask_path or picks_prompt:
+        # Open and answer in one call: wait (briefly) for the form Midjourney opens.
+        job = await engine.wait(job, min(10.0, engine.settings.wait_ceiling), None, until_input=True)
+        if job.status is JobStatus.NEEDS_INPUT:
+            # A describe pick's form holds the chosen prompt: send it as it is unless told otherwise.
+            job = await _answer(state, job, text, region, mask_path)
+        elif text is not None:
+            warnings.append("This press did not ask for a prompt (is Remix mode off?): prompt not used.")
+    return job
 
 
 async def _answer(

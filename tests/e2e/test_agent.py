@@ -4,6 +4,7 @@ nothing, and a usage budget it cannot blow through (even concurrently, even acro
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import anyio
@@ -18,16 +19,26 @@ TOOLS = {"imagine", "press_button", "get_message", "describe", "blend", "check_p
 async def test_tool_list_is_lean_and_annotated(sim, server_log: Path) -> None:
     async with spawn(sim, server_log) as client:
         tools = (await client.list_tools()).tools
+        server = client.server_info
     assert {t.name for t in tools} == TOOLS
-    payload = json.dumps([t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools])
-    tokens = len(payload) / 4  # the usual estimate for English and JSON
-    print(f"\ntools/list: {len(tools)} tools, {len(payload):,} characters of JSON, about {tokens:,.0f} tokens")
-    assert tokens < 6000, "the tool list costs the model tokens on every turn: keep it lean"
+    wire = [t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools]
+    whole = json.dumps({"tools": wire})
+    # What most frameworks give the model: names, descriptions and input schemas (not the output schemas).
+    visible = json.dumps([{k: t[k] for k in ("name", "description", "inputSchema")} for t in wire])
+    print(f"\ntools/list: {len(tools)} tools, {len(whole):,} characters of JSON (model-visible part {len(visible):,})")
+    assert len(whole) <= 12_000 and len(visible) <= 8_000, "the tool list costs the model tokens on every turn"
+    assert "null" not in whole and "\n    " not in whole  # no nullable type lists, no docstring indentation
     by_name = {t.name: t for t in tools}
     assert by_name["get_message"].annotations.read_only_hint is True
     assert by_name["imagine"].annotations.read_only_hint is False
     assert all(t.output_schema for t in tools)
     assert all(len(t.description or "") > 80 for t in tools)
+    # The descriptions stand alone (most frameworks never show the model the server's instructions).
+    imagine = by_name["imagine"].description or ""
+    assert "1 top-left" in imagine and "get_message" in imagine and "max 40" in imagine
+    assert all(p in imagine for p in ("--ar", "--stylize", "--chaos", "--no", "--seed", "--sref", "--oref", "--niji"))
+    assert "needs_input" in (by_name["press_button"].description or "")
+    assert server is not None and server.version == version("mcp-midjourney-discord")
 
 
 async def test_invalid_prompt_costs_no_discord_request(sim, server_log: Path) -> None:

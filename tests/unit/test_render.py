@@ -53,7 +53,12 @@ class CDNStub:
 
 
 def settings(download_dir: Path) -> Settings:
-    return Settings(token=SecretStr("made-up-token-abcdef"), guild_id=None, channel_id="100000000000000002", download_dir=download_dir)
+    return Settings(
+        token=SecretStr("made-up-token-abcdef"),
+        guild_id=None,
+        channel_id="100000000000000002",
+        download_dir=download_dir,
+    )
 
 
 async def test_saved_copies_are_listed_and_not_downloaded_twice(tmp_path: Path) -> None:
@@ -86,7 +91,7 @@ async def test_a_job_none_of_whose_images_could_be_saved_is_tried_again(tmp_path
         saved = await renderer.render(job, warnings=[], budget=None, preview=False)
 
     assert failed.structured_content is not None and saved.structured_content is not None
-    assert failed.structured_content["files"] == []
+    assert "files" not in failed.structured_content  # empty fields are left out
     assert any("could not save" in w for w in failed.structured_content["warnings"])
     assert len(saved.structured_content["files"]) == 5
     assert len(cdn.requests) == 10
@@ -102,6 +107,6 @@ async def test_a_preview_rides_along_and_nothing_is_saved_without_a_download_dir
     assert cdn.requests == [f"{CDN}/grid.png"]
     assert [block.type for block in result.content] == ["text", "image"]
     assert result.structured_content is not None
-    assert result.structured_content["files"] == []
+    assert "files" not in result.structured_content
     assert result.structured_content["warnings"] == ["note"]
     assert result.structured_content["budget"] == "Budget: jobs left 3/5"
