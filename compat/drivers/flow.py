@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 PROMPT = "a lighthouse in a storm, oil painting"
 TRIES = 6  # calls of one tool with the same arguments before the "model" gives up
-FOLLOWS = 10  # get_message calls to follow one job
+FOLLOWS = 30  # get_message calls to follow one job (a 5 s client follows a 90 s job in ~20 calls)
 STEP_SECONDS = 300.0
 
 _STATUS = r"(queued|in_progress|needs_input|completed|failed)"
