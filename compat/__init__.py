@@ -1,0 +1,1 @@
+"""The agent-framework compatibility matrix: `python -m compat` writes docs/compatibility.md."""
