@@ -105,7 +105,8 @@ def _start_http(env: dict[str, str], i: int, workdir: Path) -> tuple[subprocess.
     port = _free_port()
     with (workdir / f"shared-http-{i}.log").open("ab") as log:
         command = [sys.executable, "-m", "mcp_midjourney", "serve", "--transport", "http", "--port", str(port)]
-        env = env | {"MJ_HTTP_TOKEN": HTTP_TOKEN, "MJ_HTTP_STATELESS": "on"}  # replicas behind a load balancer
+        # Replicas behind a load balancer, taking a thousand calls at once: above the default cap of 64 connections.
+        env = env | {"MJ_HTTP_TOKEN": HTTP_TOKEN, "MJ_HTTP_STATELESS": "on", "MJ_HTTP_MAX_CONNECTIONS": "2000"}
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     _wait_port(port, process, f"HTTP server {i}")
     return process, port

@@ -27,7 +27,10 @@ class Sharing:
         accounts: Sequence[Account],
         spawn: Callable[..., None],
     ) -> None:
-        backend = backend or MemoryBackend()  # no backend given: this process alone (tests)
+        # No backend given: this process alone (tests, benchmarks). Its slots still go through leases, but no job
+        # record is written: nobody else could read it, and a record per job would only grow.
+        self.shared = backend is not None
+        backend = backend or MemoryBackend()
         self.backend = backend
         self.accounts = accounts
         self.leases = Leases(backend, settings.lease_seconds)
@@ -35,7 +38,8 @@ class Sharing:
         self.jobs = SharedJobs(
             backend, store, account_key=lambda name: self._keys.get(name or ""), account_name=self._name, spawn=spawn
         )
-        store.observer = self.jobs.changed
+        if self.shared:
+            store.observer = self.jobs.changed
 
     def _name(self, key: Any) -> str | None:
         return next((name for name, k in self._keys.items() if k == key), None)
