@@ -216,7 +216,7 @@ class Settings(BaseSettings):
     cdn_base: Url = DEFAULT_CDN_BASE
     inpaint_base: Url = DEFAULT_INPAINT_BASE  # Midjourney's web activity, where Vary (Region) jobs are sent
     wait_ceiling: Seconds = Field(40.0, ge=0.0, le=MAX_WAIT_CEILING)
-    default_wait: Seconds = Field(30.0, ge=0.0, le=MAX_WAIT_CEILING)  # at most wait_ceiling
+    default_wait: Seconds = Field(25.0, ge=0.0, le=MAX_WAIT_CEILING)  # at most wait_ceiling
     job_timeout: Seconds = Field(600.0, ge=1.0, le=86400.0)  # seconds without any progress before a job times out
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_folders)] = ()  # folders agents upload from
     download_dir: Folder = None  # where finished images are saved, when set

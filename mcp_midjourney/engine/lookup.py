@@ -24,7 +24,7 @@ def choose_button(parent: Job, button: str, message_id: str) -> tuple[Button, Bu
         if parent.in_flight:
             raise EngineError(
                 f"Message {message_id} is a job still running ({parent.status.value}, {parent.progress}%): it has "
-                f"no buttons yet. Wait with get_message(message_id='{parent.handle}', wait_seconds=30)."
+                f"no buttons yet. Wait with get_message(message_id='{parent.handle}', wait_seconds=25)."
             )
         raise EngineError(f"Message {message_id} has no buttons to press ({parent.error or 'no result'}).")
     chosen = mj.find_button(buttons, button)

@@ -34,8 +34,8 @@ call press_button again with prompt=... . Video: animate_high / animate_low on a
 of an image with --video) gives four mp4s in video_urls; U1-U4 picks one, extend_high / extend_low lengthens it.
 describe(image) suggests prompts for an image; blend(images) mixes
 2-5 images; check_prompt validates a prompt for free before you spend; account() shows fast time and modes.
-Jobs take 30-90 s. A call waits at most wait_seconds (default 30, max 40); a job still running comes back
-queued or in_progress: call get_message(message_id, wait_seconds=30) until completed or failed. Always pass
+Jobs take 30-90 s. A call waits at most wait_seconds (default 25, max 40); a job still running comes back
+queued or in_progress: call get_message(message_id, wait_seconds=25) until completed or failed. Always pass
 the latest message_id a result gave you; get_message() with no id returns your latest job and lists the recent
 ones. Calling a tool again with the same arguments after a timeout returns the job the first call started.
 Prompting advice: the prompt 'midjourney_guide' (or resource midjourney://guide).

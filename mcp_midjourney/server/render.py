@@ -68,7 +68,7 @@ def next_hint(job: Job) -> str:
                 "region=[left, top, right, bottom] (fractions 0-1 of the image)."
             )
         return "Midjourney asks for a prompt: press_button on this message_id, button='submit', prompt=... ."
-    return "Still running: call get_message with this message_id and wait_seconds=30 until completed."
+    return "Still running: call get_message with this message_id and wait_seconds=25 until completed."
 
 
 def _video_hint(job: Job, names: set[str]) -> str:

@@ -32,7 +32,7 @@ MAX_PROMPT_CHARS = 6000
 _MESSAGE_ID = re.compile(r"^[0-9]{15,21}$")  # ASCII digits: \d takes any script's
 
 # Parameters several tools share (module level: the SDK resolves annotations from the module's globals).
-Wait = Annotated[float | None, Field(description="Seconds to wait for the result (default 30, max 40; 0 = now).")]
+Wait = Annotated[float | None, Field(description="Seconds to wait for the result (default 25, max 40; 0 = now).")]
 Preview = Annotated[bool, Field(description="Attach a small preview image of the result.")]
 
 
@@ -130,8 +130,8 @@ def add_tools(server: MCPServer[AppState]) -> None:
         """Start a Midjourney /imagine job: a 2x2 grid of four images, 1 top-left, 2 top-right, 3 bottom-left,
         4 bottom-right.
 
-        A job takes 30-90 s: this call waits up to wait_seconds (default 30, max 40); a job still queued or
-        in_progress then is followed with get_message(message_id, wait_seconds=30) until completed. Next:
+        A job takes 30-90 s: this call waits up to wait_seconds (default 25, max 40); a job still queued or
+        in_progress then is followed with get_message(message_id, wait_seconds=25) until completed. Next:
         press_button(message_id, 'U1'..'U4') upscales one image, 'V1'..'V4' varies one, 'reroll' redoes the grid.
         Prompt syntax: words, then --ar W:H --stylize 0-1000 --chaos 0-100 --no things --seed N --sref URL
         --oref URL --v 7 | --niji 6 --draft; a malformed parameter is refused at no cost (check_prompt explains).
@@ -202,7 +202,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         pan_left/right/up/down, upscale_subtle/creative, ... (each result lists its buttons). Status needs_input:
         Midjourney asks for a prompt; call again on that message_id with button='submit', prompt=... (input_prompt
         has the pre-filled text), or pass prompt=... with the first press. Waits like imagine (wait_seconds default
-        30, max 40; then get_message). The same U press twice returns the first upscale.
+        25, max 40; then get_message). The same U press twice returns the first upscale.
         """
         state = await ready_state(ctx)
         engine = state.engine
@@ -302,7 +302,7 @@ def add_tools(server: MCPServer[AppState]) -> None:
         preview: Preview = True,
     ) -> Annotated[CallToolResult, JobView]:
         """Blend 2-5 images into a new 2x2 grid (/blend), numbered and pressed like an imagine grid; waits like
-        imagine (wait_seconds default 30, max 40; then get_message)."""
+        imagine (wait_seconds default 25, max 40; then get_message)."""
         state = await ready_state(ctx)
         engine = state.engine
         assert engine is not None and state.http is not None and state.settings is not None
