@@ -47,6 +47,8 @@ class Sharing:
     def start(self, tg: TaskGroup) -> None:
         tg.start_soon(self.leases.run)
         tg.start_soon(self.jobs.run)
+        if self.shared:
+            tg.start_soon(self.jobs.heartbeat)
 
     async def find(self, message_id: str) -> Job | None:
         """The job another server runs under this id (followed from here), or None."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 WRITE_EVERY = 0.05  # seconds between two batches of records
 FOLLOW_EVERY = 0.2  # seconds between two reads of a followed job
+HEARTBEAT = 10.0  # seconds between two writes of a running job's record, changed or not: its owner is alive
+STALE = 3 * HEARTBEAT  # a running job's record not written for this long: its owner stopped (Discord is asked)
 FIELDS = (
     "nonce",
     "kind",
@@ -60,6 +63,7 @@ def to_record(job: Job, key: str, server: str, account: str | None) -> dict[str,
     record |= {
         "key": key,
         "server": server,
+        "written": time.time(),
         "status": job.status.value,
         "account": job.account,
         "account_key": account,
@@ -132,6 +136,15 @@ class SharedJobs:
                 if job.status.finished and id(job) not in self._dirty:
                     self._keys.pop(id(job), None)
 
+    async def heartbeat(self) -> None:
+        """Write our running jobs' records every HEARTBEAT, changed or not: a record left unwritten longer than
+        STALE is one whose server stopped, and other servers then read the job from Discord instead."""
+        while True:
+            await anyio.sleep(HEARTBEAT)
+            for job in self.store.running():
+                if job.submitted:
+                    self.changed(job)
+
     async def flush(self, job: Job) -> None:
         """Write the job's record now (a tool is about to return its id: any server must find it at once)."""
         if self._dirty.pop(id(job), None) is None:
@@ -149,8 +162,9 @@ class SharedJobs:
     async def find(self, message_id: str) -> Job | None:
         """The job another server runs (or ran) under this id, followed from here; None when no server has it."""
         record = await self.backend.get_job(message_id)
-        if record is None or record.get("server") == self.server:
-            return None  # ours: this server's store would have it, unless it forgot it (Discord is asked then)
+        if record is None or record.get("server") == self.server or _stale(record):
+            # Ours (this server's store would have it, unless it forgot it), or its server stopped: Discord is asked.
+            return None
         key = str(record["key"])
         follower = self._following.get(key)
         if follower is None:
@@ -173,8 +187,11 @@ class SharedJobs:
                 continue  # the backend is away: followers keep their last state until it is back
             for key, record in zip(keys, records, strict=True):
                 job = self._following[key]
-                if record is None:
-                    job.fail("The server running this job no longer shares it (it stopped?); ask again later.")
+                if record is None or _stale(record):
+                    job.fail(
+                        "The server running this job stopped before it finished: call get_message with this "
+                        "message_id again (the job is then read back from Discord)."
+                    )
                 elif record.get("version") != job.version or record.get("status") != job.status.value:
                     version = record.get("version")
                     apply_record(job, record, self._account_name(record.get("account_key")))
@@ -182,3 +199,10 @@ class SharedJobs:
                     job.version = version if isinstance(version, int) else job.version
                 if not job.in_flight:
                     del self._following[key]
+
+
+def _stale(record: dict[str, Any]) -> bool:
+    """A running job's record its server has not written for STALE seconds: that server stopped."""
+    written = record.get("written")
+    running = record.get("status") not in ("completed", "failed")
+    return running and isinstance(written, int | float) and time.time() - written > STALE

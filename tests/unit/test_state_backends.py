@@ -90,3 +90,22 @@ async def test_records_are_read_in_one_call_by_their_keys(backend: StateBackend)
     records = [{"key": f"job-{i}", "version": i} for i in range(3)]
     await backend.put_jobs([(record, [record["key"]]) for record in records])
     assert await backend.get_records(["job-2", "missing", "job-0"]) == [records[2], None, records[0]]
+
+
+@pytest.mark.anyio
+async def test_a_running_job_whose_server_stopped_writing_is_read_from_discord_instead() -> None:
+    import time as clock
+
+    from mcp_midjourney.engine.state import MemoryBackend
+    from mcp_midjourney.engine.state_jobs import STALE, SharedJobs
+    from mcp_midjourney.engine.store import JobStore
+
+    backend = MemoryBackend()
+    jobs = SharedJobs(backend, JobStore(), account_key=lambda n: n, account_name=lambda k: k, spawn=lambda *a: None)
+    record = {"key": "1300000000000000001", "nonce": "1300000000000000001", "kind": "imagine", "server": "gone"}
+    record |= {"status": "in_progress", "progress": 50, "version": 3, "account_key": None}
+    await backend.put_jobs([(record | {"written": clock.time() - STALE - 1}, ["1300000000000000002"])])
+    assert await jobs.find("1300000000000000002") is None  # its server stopped: the caller asks Discord
+    await backend.put_jobs([(record | {"written": clock.time()}, ["1300000000000000002"])])
+    follower = await jobs.find("1300000000000000002")
+    assert follower is not None and follower.progress == 50  # written lately: its server still runs it
