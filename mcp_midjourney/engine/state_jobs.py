@@ -141,9 +141,8 @@ class SharedJobs:
         STALE is one whose server stopped, and other servers then read the job from Discord instead."""
         while True:
             await anyio.sleep(HEARTBEAT)
-            for job in self.store.running():
-                if job.submitted:
-                    self.changed(job)
+            for job in self.store.running():  # waiting for a slot too: its record must not look abandoned
+                self.changed(job)
 
     async def flush(self, job: Job) -> None:
         """Write the job's record now (a tool is about to return its id: any server must find it at once)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Literal
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -46,6 +47,9 @@ def add_info_tools(server: MCPServer[AppState], *, reads: ToolAnnotations, acts:
         state: AppState = ctx.request_context.lifespan_context
         text = _prompt_text(prompt)
         check = check_prompt_text(text)
+        if state.settings is not None and state.budget is None:
+            with anyio.move_on_after(5):  # right after start the budget's record may still be opening
+                await state.started.wait()
         view = PromptCheckView(
             ok=check.ok,
             errors=check.errors,

@@ -53,9 +53,7 @@ async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
     state = AppState()
     try:
         state.settings = load_settings()
-        state.backend = open_backend(state.settings.state_url, state.settings.state_dir)
-        state.budget = Budget.from_settings(state.settings, await _budget_store(state.backend))
-    except (ConfigError, StateError) as exc:
+    except ConfigError as exc:
         # Nothing runs on a configuration half read: a malformed budget must not mean no budget.
         state.settings, state.config_error = None, str(exc)
         log.error("%s The server keeps running; tools will report this.", exc)
@@ -82,6 +80,14 @@ async def _budget_store(backend: StateBackend) -> Any:
 
 async def _run_backend(state: AppState) -> None:
     """The shared HTTP client and the engine (every account's gateway session), until the server stops."""
+    if state.settings is not None:
+        # The shared state opens here, after `initialize` was answered (its SQLite file, the budget's record).
+        try:
+            state.backend = open_backend(state.settings.state_url, state.settings.state_dir)
+            state.budget = Budget.from_settings(state.settings, await _budget_store(state.backend))
+        except StateError as exc:
+            state.settings, state.config_error = None, str(exc)
+            log.error("%s The server keeps running; tools will report this.", exc)
     try:
         client = await anyio.to_thread.run_sync(_http_client)
         async with client as http, anyio.create_task_group() as tg:
