@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 WRITE_EVERY = 0.05  # seconds between two batches of records
 FOLLOW_EVERY = 0.2  # seconds between two reads of a followed job
-HEARTBEAT = 10.0  # seconds between two writes of a running job's record, changed or not: its owner is alive
+HEARTBEAT = 5.0  # seconds between two writes of a running job's record, changed or not: its owner is alive
 STALE = 3 * HEARTBEAT  # a running job's record not written for this long: its owner stopped (Discord is asked)
 FIELDS = (
     "nonce",
@@ -186,11 +186,14 @@ class SharedJobs:
                 continue  # the backend is away: followers keep their last state until it is back
             for key, record in zip(keys, records, strict=True):
                 job = self._following[key]
-                if record is None or _stale(record):
-                    job.fail(
-                        "The server running this job stopped before it finished: call get_message with this "
-                        "message_id again (the job is then read back from Discord)."
-                    )
+                if record is not None and _stale(record):
+                    # Its server stopped (a client that starts one per call): stop following; the next look-up
+                    # of the id reads the job back from Discord, which knows how it ended.
+                    del self._following[key]
+                    job.touch(progressed=False)
+                    continue
+                if record is None:
+                    job.fail("The server running this job no longer shares it (it stopped?); ask again later.")
                 elif record.get("version") != job.version or record.get("status") != job.status.value:
                     version = record.get("version")
                     apply_record(job, record, self._account_name(record.get("account_key")))
