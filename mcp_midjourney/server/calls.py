@@ -35,7 +35,8 @@ import anyio
 from ..engine.store import Job
 from ..models import JobStatus
 
-AT_ONCE = 2.0  # identical calls begun within this many seconds of each other are separate requests
+AT_ONCE = 4.0  # identical calls begun within this many seconds of each other are separate requests (a busy
+# server may read two calls sent at once seconds apart; a retry after a 5 s timeout comes later than this)
 KEEP_FINISHED = 300.0  # an abandoned call's completed job is handed on for this long after it finished
 NO_CANCEL_LIMIT = 5.0  # a client that gave up without a cancel is assumed to wait at most this long
 MIN_LIMIT = 3.0  # no client times out sooner: a cancel within this long teaches nothing
