@@ -462,8 +462,14 @@ async def test_a_second_press_of_a_used_button_is_answered_not_hung(canary_sim: 
         async with anyio.create_task_group() as tg:
             for call in presses:
                 tg.start_soon(press, call)
+        # Both presses are the one job (one may come back still running when a busy machine reads the two calls
+        # seconds apart and the retry rule ends its wait early): followed, it completes, and nothing was pressed twice.
+        for i, result in enumerate(results):
+            if result["status"] != "completed":
+                follow = {"message_id": result["message_id"], "wait_seconds": 20}
+                results[i] = data(await client.call_tool("get_message", follow))
         assert results[0]["status"] == results[1]["status"] == "completed"
-        assert results[0]["message_id"] == results[1]["message_id"]
+        assert results[0]["job_uuid"] == results[1]["job_uuid"]
     async with spawn(sim, log, env=ENV) as client:
         # After a restart the server never saw the first press: Discord's reply to it is the answer, found at
         # once (no wait at all) and without pressing again.
