@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 WRITE_EVERY = 0.05  # seconds between two batches of records
 FOLLOW_EVERY = 0.2  # seconds between two reads of a followed job
-HEARTBEAT = 5.0  # seconds between two writes of a running job's record, changed or not: its owner is alive
-STALE = 3 * HEARTBEAT  # a running job's record not written for this long: its owner stopped (Discord is asked)
+HEARTBEAT = 10.0  # seconds between two writes of a running job's record, changed or not: its owner is alive
+STALE = 6 * HEARTBEAT  # a running job's record not written for this long: its owner stopped (Discord is asked)
 FIELDS = (
     "nonce",
     "kind",
